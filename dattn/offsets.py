@@ -1,0 +1,86 @@
+"""The offset network: from query features to one bounded (dy, dx) per key position and group."""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+
+class LayerNormProxy(nn.Module):
+    """LayerNorm over the channels of a (B, C, H, W) map."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = rearrange(x, "b c h w -> b h w c")
+        x = self.norm(x)
+        return rearrange(x, "b h w c -> b c h w")
+
+
+def offset_padding(ksize: int, stride: int) -> int:
+    """Padding of the offset network's first conv: ``ksize // 2``, or none when the kernel equals the stride."""
+    return 0 if ksize == stride else ksize // 2
+
+
+def key_grid_size(H: int, W: int, ksize: int, stride: int) -> tuple[int, int]:
+    """Size (Hk, Wk) of the key grid the offset network produces from an H x W query map."""
+    pad = offset_padding(ksize, stride)
+    Hk, Wk = (H + 2 * pad - ksize) // stride + 1, (W + 2 * pad - ksize) // stride + 1
+    if Hk < 1 or Wk < 1:
+        raise ValueError(
+            f"a {H}x{W} map is too small for the offset network (ksize={ksize}, stride={stride}): "
+            f"it would give a {Hk}x{Wk} key grid"
+        )
+    return Hk, Wk
+
+
+def offset_network(n_group_channels: int, ksize: int = 3, stride: int = 1) -> nn.Sequential:
+    """Depth-wise ``ksize`` conv (with the stride), LayerNorm, GELU, then a 1x1 conv to two channels (dy, dx).
+
+    Input (B*g, Cg, H, W) -> raw offsets (B*g, 2, Hk, Wk). Its layout (indices 0..3) matches the seed's
+    ``conv_offset`` so that state_dicts load unchanged.
+    """
+    Cg = n_group_channels
+    return nn.Sequential(
+        nn.Conv2d(Cg, Cg, ksize, stride, offset_padding(ksize, stride), groups=Cg),
+        LayerNormProxy(Cg),
+        nn.GELU(),
+        nn.Conv2d(Cg, 2, 1, 1, 0, bias=False),
+    )
+
+
+def offset_scale(Hk: int, Wk: int, offset_range_factor: float) -> tuple[float, float]:
+    """Largest |offset| along (y, x), in normalized units: ``factor / (n - 1)`` per axis, as in the seed.
+
+    A singleton axis (n == 1) has no pixel spacing; there the bound is 1, so its only key row (or column)
+    can slide from the centre to either edge of the map but never outside it.
+    """
+    return tuple(offset_range_factor / (n - 1.0) if n > 1 else 1.0 for n in (Hk, Wk))  # type: ignore[return-value]
+
+
+def bound_offsets(raw: torch.Tensor, offset_range_factor: float) -> torch.Tensor:
+    """Raw offsets (B*g, 2, Hk, Wk) -> offsets (B*g, Hk, Wk, 2) as (dy, dx) in normalized units.
+
+    With ``offset_range_factor >= 0`` they are squashed by tanh into ``offset_scale``; with a negative factor
+    they stay raw and the sampling *positions* are clamped to the map instead (see ``sampling_positions``).
+    """
+    Hk, Wk = raw.shape[-2:]
+    if offset_range_factor >= 0:
+        sy, sx = offset_scale(Hk, Wk, offset_range_factor)
+        scale = raw.new_tensor([sy, sx]).reshape(1, 2, 1, 1)
+        raw = raw.tanh() * scale
+    return rearrange(raw, "bg p h w -> bg h w p")  # (B*g, Hk, Wk, 2)
+
+
+def sampling_positions(
+    reference: torch.Tensor, offsets: torch.Tensor, offset_range_factor: float
+) -> torch.Tensor:
+    """Reference (Hk, Wk, 2) + offsets (B*g, Hk, Wk, 2) -> normalized (y, x) positions (B*g, Hk, Wk, 2).
+
+    A negative ``offset_range_factor`` means unbounded offsets, with the positions clamped to [-1, 1].
+    """
+    pos = reference + offsets
+    return pos if offset_range_factor >= 0 else pos.clamp(-1.0, 1.0)
