@@ -90,7 +90,8 @@ def attention_fused(
 ) -> torch.Tensor:
     """The same result through ``F.scaled_dot_product_attention``, never materializing the weights when there
     is no bias. Shapes as ``attention_explicit``; returns out (B*h, c, HW)."""
-    qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))  # (B*h, HW | Ns, c)
+    # CPU's flash kernel needs the channel axis innermost; strided views fall back to the slow math path
+    qt, kt, vt = (t.transpose(1, 2).contiguous() for t in (q, k, v))  # (B*h, HW | Ns, c)
     mask = None if bias is None else bias.to(q.dtype)
     out = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=mask, dropout_p=dropout_p, scale=scale)
     return out.transpose(1, 2)  # (B*h, c, HW)
