@@ -99,7 +99,13 @@ def check_bilinear(fn: Callable[[torch.Tensor, float, float], torch.Tensor]) -> 
     for y, x, where in cases:
         grid = torch.tensor([[[[x / 5 * 2 - 1, y / 4 * 2 - 1]]]], dtype=torch.float64)
         want = bilinear_sample(img[None], grid, align_corners=True).reshape(2)
-        got = torch.as_tensor(fn(img, y, x), dtype=torch.float64).reshape(-1)
+        try:
+            result = fn(img, y, x)
+        except Exception as e:  # the learner's code: report, don't crash the notebook
+            return _verdict(False, f"at pixel (y={y}, x={x}) your function raised {type(e).__name__}: {e}")
+        if result is None:
+            return _verdict(False, "your function returned None: return a tensor of the C values.")
+        got = torch.as_tensor(result, dtype=torch.float64).reshape(-1)
         if got.shape != want.shape or not torch.allclose(got, want, atol=1e-6):
             return _verdict(False, f"at pixel (y={y}, x={x}), {where}, expected {want.tolist()} but got "
                                    f"{got.tolist()}. Outside neighbours must count as zero.")

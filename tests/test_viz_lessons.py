@@ -1,0 +1,88 @@
+"""The concept figures of notebooks 1 to 4: what they draw is where the formulas say."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from dattn.attention import DAttention  # noqa: E402
+from dattn.viz.attention_plots import log_spacing, plot_cost, plot_log_cpb_spacing, plot_position_bias, query_bias  # noqa: E402
+from dattn.viz.coordinates import plot_align_corners, plot_offset_bound  # noqa: E402
+from dattn.viz.sampling_plots import border_profile, gradient_walk, plot_border_profile, plot_gradient_walk  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def test_align_corners_labels_and_ends():
+    n = 5
+    fig = plot_align_corners(n)
+    top, bottom = fig.axes[:2]
+    assert [t.get_text() for t in top.texts] == [f"{2 * i / (n - 1) - 1:+.2f}" for i in range(n)]
+    assert [t.get_text() for t in bottom.texts] == [f"{(2 * i + 1) / n - 1:+.2f}" for i in range(n)]
+    ends_true = top.collections[-1].get_offsets()[:, 0]
+    ends_false = bottom.collections[-1].get_offsets()[:, 0]
+    assert list(ends_true) == [0, n - 1] and list(ends_false) == [-0.5, n - 0.5]
+
+
+def test_offset_bound_lines_reach_the_formula():
+    fig = plot_offset_bound(H=20, strides=(1, 4), factors=(2, 4))
+    for ax, Hk in zip(fig.axes[:2], (20, 5), strict=True):
+        for line, f in zip(ax.get_lines()[:2], (2, 4), strict=True):
+            assert line.get_ydata().max() == pytest.approx(np.tanh(4) * f / (Hk - 1) * 19 / 2, rel=1e-5)
+
+
+def test_border_profile_matches_the_tent_formula():
+    W = 6
+    px, values = border_profile(W)
+    outside = np.maximum(np.maximum(-px.numpy(), px.numpy() - (W - 1)), 0)  # distance beyond the end centres
+    assert np.allclose(values.numpy(), np.clip(1 - outside, 0, 1), atol=1e-9)
+    assert plot_border_profile(W).axes[0].get_lines()[0].get_ydata().max() == 1
+
+
+def test_gradient_walk_climbs_the_brightness():
+    yy, xx = np.mgrid[0:48, 0:48]
+    image = np.repeat(np.exp(-((yy - 30) ** 2 + (xx - 12) ** 2) / 300.0)[..., None], 3, -1)  # one bright blob
+    lum, paths = gradient_walk(image, size=48, steps=30, lr=0.2, n_points=4, seed=0)
+
+    def read(p):  # nearest pixel brightness, an independent read
+        return lum[p[:, 0].round().long().clamp(0, 47), p[:, 1].round().long().clamp(0, 47)]
+
+    assert (read(paths[-1]) > read(paths[0])).all()
+    assert paths.shape == (31, 4, 2)
+    assert len(plot_gradient_walk(image, size=48, steps=5).axes[0].get_lines()) == 6
+
+
+def test_position_bias_plot_colours_are_the_trace_bias():
+    torch.manual_seed(0)
+    m = DAttention(16, (8, 8), n_heads=4, n_groups=2, stride=2, dwc_pe=False)
+    with torch.no_grad():
+        m.rpe_table.normal_()
+    t = m.trace(torch.randn(1, 16, 8, 8))
+    fig = plot_position_bias(None, t, query=(3, 5), head=1)
+    sc = next(c for c in fig.axes[0].collections if c.get_gid() == "bias")
+    assert np.allclose(sc.get_array(), t.bias[0, 1, 3 * 8 + 5].numpy())
+    with pytest.raises(ValueError, match="no additive position bias"):
+        query_bias(DAttention(16, (8, 8), n_heads=4, n_groups=2).trace(torch.randn(1, 16, 8, 8)), (0, 0), 0)
+
+
+def test_log_spacing_values_and_plot():
+    d = torch.tensor([0.0, 0.25, -0.25, 1.75])
+    assert torch.allclose(log_spacing(d), torch.tensor([0.0, 1 / 3, -1 / 3, 1.0]))
+    assert len(plot_log_cpb_spacing().axes[0].get_lines()) == 2
+
+
+def test_cost_plot_bars_are_the_rows():
+    rows = [dict(name="dense", keys=100, gflops=2.0, ms=5.0, peak_mib_explicit=None, peak_mib_fused=1.0),
+            dict(name="stride 2", keys=25, gflops=0.5, ms=2.0, peak_mib_explicit=3.0, peak_mib_fused=0.5)]
+    fig = plot_cost(rows)
+    assert [p.get_height() for p in fig.axes[0].patches] == [2.0, 0.5]
+    assert [p.get_height() for p in fig.axes[1].patches] == [5.0, 2.0]
+    assert [p.get_height() for p in fig.axes[2].patches] == [0.0, 3.0, 1.0, 0.5]
