@@ -23,6 +23,7 @@ from typing import Any
 import torch
 import yaml
 from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from .common import C3, SPPF, Bottleneck, Concat, Conv
 from .fused import Bottleneck_DAttention, C3_DAttention
@@ -213,8 +214,8 @@ class DetectionModel(nn.Module):
 
     def _set_strides(self, head: Detect, ch: int, probe: int) -> None:
         """Strides from a dry forward at probe x probe; anchors from pixels to grid units."""
-        try:
-            with torch.no_grad():
+        try:  # shapes are all it needs: fake tensors make the probe free and leave BatchNorm statistics alone
+            with torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True):
                 out = self.forward(torch.zeros(1, ch, probe, probe))
         except ValueError as err:
             raise ValueError(f"the {probe}x{probe} stride probe failed ({err}); build with probe=<size>") from err

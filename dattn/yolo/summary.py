@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode
 
 ImgSize = int | Sequence[int]
@@ -40,20 +41,20 @@ def _in_channels(model: nn.Module) -> int:
 
 
 def count_flops(model: nn.Module, img: ImgSize = 640, batch: int = 1, ch: int | None = None) -> int:
-    """FLOPs of one eval-mode forward of a (batch, ch, H, W) zero image, as FlopCounterMode counts them.
+    """FLOPs of one eval-mode forward of a (batch, ch, H, W) image, as FlopCounterMode counts them.
 
     ``ch`` defaults to the model's input channels. The model is put in eval mode for the count (as thop
-    does) and its mode restored afterwards.
+    does) and its mode restored afterwards. The forward runs on fake tensors: FLOPs depend only on shapes,
+    so nothing is computed.
     """
     h, w = _hw(img)
     ch = _in_channels(model) if ch is None else ch
-    x = torch.zeros(batch, ch, h, w, device=next(model.parameters()).device)
     counter = FlopCounterMode(display=False)
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad(), counter:
-            model(x)
+        with torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True), counter:
+            model(torch.zeros(batch, ch, h, w, device=next(model.parameters()).device))
     finally:
         model.train(was_training)
     return counter.get_total_flops()

@@ -1,0 +1,275 @@
+"""An interactive explorer: thin ipywidgets controls over ``plots.explorer_figure``.
+
+Every control calls ``Explorer.update(name=value)``, a plain method that tests and notebooks call directly;
+it returns the (updated) Figure. Moving the query, or changing the head or group, reuses the cached trace
+and redraws only what changed (blitting onto a cached background); a new image, stride or
+offset_range_factor runs the model again and redraws everything.
+
+Without a frontend (nbmake, nbconvert, a static viewer) the explorer still shows a picture: its rich
+display carries a PNG beside the widget, and ``static_figure()`` returns an ordinary Figure.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from dataclasses import asdict, dataclass, replace
+
+import ipywidgets as widgets
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+from ..attention import DAttention, DAttentionTrace
+from .images import list_images, load_image
+from .plots import build_model, explorer_figure, features_from_image, map_luminance, update_explorer
+
+STRIDES = (1, 2, 4)
+SLOW_KEYS = ("image", "stride", "offset_range_factor")  # changing one of these runs the model again
+FAST_KEYS = ("query_y", "query_x", "head", "group")  # these reuse the cached trace
+
+
+@dataclass(frozen=True)
+class ExplorerState:
+    """What the explorer shows."""
+
+    image: str = "grace_hopper"
+    stride: int = 2
+    offset_range_factor: float = 2.0
+    query_y: int = 10
+    query_x: int = 10
+    head: int = 0
+    group: int = 0
+
+
+class Explorer:
+    """Deformable attention of a randomly initialised DAttention over an image's ``size x size`` feature map.
+
+    >>> ex = Explorer()               # doctest: +SKIP
+    >>> ex                            # the widget (or, without a frontend, a PNG of it)  # doctest: +SKIP
+    >>> ex.update(query_y=3, head=2)  # what a slider does; returns the Figure  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, image: str = "grace_hopper", size: int = 20, channels: int = 32, n_heads: int = 8,
+        n_groups: int = 4, stride: int = 2, offset_range_factor: float = 2.0, query: tuple[int, int] | None = None,
+        head: int = 0, seed: int = 0, dpi: int = 72,
+    ) -> None:
+        self.size, self.channels, self.n_heads, self.n_groups, self.seed = size, channels, n_heads, n_groups, seed
+        self.dpi = dpi
+        query = (size // 2, size // 2) if query is None else query
+        self.state = ExplorerState(image, stride, float(offset_range_factor), int(query[0]), int(query[1]),
+                                   head, head // (n_heads // n_groups))
+        self._check(self.state)
+        self._images: dict[str, tuple[np.ndarray, object, np.ndarray]] = {}  # name -> (image, features, lum)
+        self._models: dict[int, DAttention] = {}  # stride -> model (same weights for every stride)
+        self._traces: dict[tuple, DAttentionTrace] = {}  # (image, stride, factor) -> trace
+        self.trace_runs = 0  # how many times the model ran: tests check the cache with it
+        self.last_redraw_s = 0.0
+        self.fig = Figure(figsize=(15.0, 5.0), dpi=dpi, layout="constrained")
+        FigureCanvasAgg(self.fig)
+        self._background = None
+        self._dynamic: list = []
+        self._syncing = False
+        self.controls = self._build_controls()
+        self._picture = widgets.Image(format="jpeg", layout=widgets.Layout(width="100%", max_width="1100px"))
+        self.widget = widgets.VBox([self.controls, self._picture])
+        self._redraw(full=True)
+
+    # -- the state ---------------------------------------------------------------------------------------
+    def _check(self, s: ExplorerState) -> None:
+        n = self.size
+        if not (0 <= s.query_y < n and 0 <= s.query_x < n):
+            raise ValueError(f"query {(s.query_y, s.query_x)} is outside the {n}x{n} map")
+        if not 0 <= s.head < self.n_heads:
+            raise ValueError(f"head ({s.head}) must be in 0..{self.n_heads - 1}")
+        if not 0 <= s.group < self.n_groups:
+            raise ValueError(f"group ({s.group}) must be in 0..{self.n_groups - 1}")
+        if s.stride not in STRIDES:
+            raise ValueError(f"stride ({s.stride}) must be one of {STRIDES}")
+        if s.image not in list_images():
+            raise ValueError(f"no image called {s.image!r}; known images: {list_images()}")
+
+    def update(self, **changes) -> Figure:
+        """Change some of ``ExplorerState``'s fields (``query_y=3, head=2`` ...) and redraw; returns the Figure.
+
+        A new head shows its own group's offsets; a new group alone moves the head to that group's first head.
+        """
+        unknown = set(changes) - set(asdict(self.state))
+        if unknown:
+            raise ValueError(f"unknown explorer settings {sorted(unknown)}; known: {list(asdict(self.state))}")
+        per_group = self.n_heads // self.n_groups
+        if "head" in changes and "group" not in changes:
+            changes["group"] = int(changes["head"]) // per_group
+        elif "group" in changes and "head" not in changes and self.state.head // per_group != changes["group"]:
+            changes["head"] = int(changes["group"]) * per_group
+        new = replace(self.state, **changes)
+        self._check(new)
+        full = any(getattr(new, k) != getattr(self.state, k) for k in SLOW_KEYS)
+        self.state = new
+        self._redraw(full=full)
+        self._sync_controls()
+        return self.fig
+
+    @property
+    def query(self) -> tuple[int, int]:
+        return self.state.query_y, self.state.query_x
+
+    # -- the model and its cached results ----------------------------------------------------------------
+    def _image(self, name: str) -> tuple[np.ndarray, object, np.ndarray]:
+        if name not in self._images:
+            img = load_image(name)
+            feats = features_from_image(img, self.channels, self.size, self.seed)  # (1, C, S, S)
+            self._images[name] = (img, feats, map_luminance(img, (self.size, self.size)))
+        return self._images[name]
+
+    def model(self, stride: int, offset_range_factor: float) -> DAttention:
+        """The cached DAttention for this stride, set to this offset_range_factor."""
+        if stride not in self._models:
+            self._models[stride] = build_model(self.channels, self.size, self.n_heads, self.n_groups, stride,
+                                               offset_range_factor, self.seed)
+        m = self._models[stride]
+        m.offset_range_factor = offset_range_factor  # read at every forward; no weights depend on it
+        return m
+
+    def trace(self) -> DAttentionTrace:
+        """The trace of the current image, stride and factor (computed once, then cached)."""
+        s = self.state
+        key = (s.image, s.stride, s.offset_range_factor)
+        if key not in self._traces:
+            _, feats, _ = self._image(s.image)
+            self._traces[key] = self.model(s.stride, s.offset_range_factor).trace(feats)
+            self.trace_runs += 1
+        return self._traces[key]
+
+    # -- drawing -----------------------------------------------------------------------------------------
+    def _redraw(self, full: bool) -> None:
+        t0 = time.perf_counter()
+        s = self.state
+        img, _, lum = self._image(s.image)
+        trace = self.trace()
+        if full or self._background is None:
+            explorer_figure(self.model(s.stride, s.offset_range_factor), img, self.query, s.head, group=s.group,
+                            trace=trace, fig=self.fig, lum=lum)
+            self._full_draw()
+        else:
+            update_explorer(self.fig, trace, img.shape[:2], lum, self.query, s.head, s.group)
+            self._blit()
+        self._picture.value = self.jpeg()
+        self.last_redraw_s = time.perf_counter() - t0
+
+    def _dynamic_artists(self) -> list:
+        """What a query, head or group change redraws: moving points, titles, the colorbar, the zoom panel."""
+        out = []
+        for ax in self.fig.axes:
+            name = ax.get_label()
+            if name in ("offsets", "attention"):
+                out += [a for a in (*ax.collections, ax.title) if a.get_gid() in ("offsets", "sampling", "query",
+                                                                                  "attention") or a is ax.title]
+            elif name == "bilinear":
+                out.append(ax)  # its zoom and ticks move; the colorbar's scale is fixed per trace
+        return out
+
+    def _full_draw(self) -> None:
+        """Lay out and draw everything, then keep the picture without its moving parts as the background."""
+        for a in self._dynamic:
+            a.set_animated(False)
+        self.fig.set_layout_engine("constrained")
+        self.fig.canvas.draw()  # lays the figure out
+        self.fig.set_layout_engine("none")  # freeze the layout so that the background stays valid
+        self._dynamic = self._dynamic_artists()
+        for a in self._dynamic:
+            a.set_animated(True)
+        self.fig.canvas.draw()
+        self._background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+        self._blit()
+
+    def _blit(self) -> None:
+        canvas = self.fig.canvas
+        canvas.restore_region(self._background)
+        for a in self._dynamic:
+            self.fig.draw_artist(a)
+
+    def _encode(self, fmt: str, **kw) -> bytes:
+        rgba = np.asarray(self.fig.canvas.buffer_rgba())  # (H, W, 4) of the current picture
+        buf = io.BytesIO()
+        Image.fromarray(rgba[..., :3]).save(buf, format=fmt, **kw)
+        return buf.getvalue()
+
+    def png(self) -> bytes:
+        """The current picture as PNG bytes (for static output)."""
+        return self._encode("png", compress_level=6)
+
+    def jpeg(self) -> bytes:
+        """The current picture as JPEG bytes: what the live widget shows (several times faster than PNG)."""
+        return self._encode("jpeg", quality=92)
+
+    def static_figure(self) -> Figure:
+        """A new, ordinary Figure of the current state (for static output: nbconvert, nbmake, a paper)."""
+        s = self.state
+        img, _, lum = self._image(s.image)
+        return explorer_figure(self.model(s.stride, s.offset_range_factor), img, self.query, s.head,
+                               group=s.group, trace=self.trace(), lum=lum)
+
+    # -- the widgets -------------------------------------------------------------------------------------
+    def _build_controls(self) -> widgets.Widget:
+        s, n, per_group = self.state, self.size, self.n_heads // self.n_groups
+        style = {"description_width": "initial"}
+        self.w = {
+            "query_y": widgets.IntSlider(s.query_y, 0, n - 1, description="query y", style=style),
+            "query_x": widgets.IntSlider(s.query_x, 0, n - 1, description="query x", style=style),
+            "head": widgets.Dropdown(options=[(f"head {h} (group {h // per_group})", h) for h in range(self.n_heads)],
+                                     value=s.head, description="head", style=style),
+            "group": widgets.Dropdown(options=list(range(self.n_groups)), value=s.group,
+                                      description="offsets of group", style=style),
+            "stride": widgets.Dropdown(options=list(STRIDES), value=s.stride, description="stride", style=style),
+            "offset_range_factor": widgets.FloatSlider(s.offset_range_factor, min=0.0, max=8.0, step=0.5,
+                                                       description="offset_range_factor", style=style,
+                                                       continuous_update=False),
+            "image": widgets.Dropdown(options=list_images(), value=s.image, description="image", style=style),
+        }
+        for name, w in self.w.items():
+            w.observe(self._on_change(name), names="value")
+        return widgets.VBox([
+            widgets.HBox([self.w["query_y"], self.w["query_x"], self.w["head"], self.w["group"]]),
+            widgets.HBox([self.w["image"], self.w["stride"], self.w["offset_range_factor"]]),
+        ])
+
+    def _on_change(self, name: str):
+        def handler(change: dict) -> None:
+            if not self._syncing:
+                self.update(**{name: change["new"]})
+        return handler
+
+    def _sync_controls(self) -> None:
+        """Show the state on the controls without calling update again."""
+        self._syncing = True
+        try:
+            for name, w in self.w.items():
+                if w.value != getattr(self.state, name):
+                    w.value = getattr(self.state, name)
+        finally:
+            self._syncing = False
+
+    # -- display -----------------------------------------------------------------------------------------
+    def _repr_mimebundle_(self, **kwargs):
+        """The widget for a live frontend, with a PNG of the current picture for anything static."""
+        bundle = self.widget._repr_mimebundle_(**kwargs) or {}
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        data = dict(data)
+        data["image/png"] = base64.b64encode(self.png()).decode("ascii")
+        data["text/plain"] = f"Explorer({self.state})"
+        return data
+
+    def show(self) -> None:
+        """Display the explorer (same as leaving it as a cell's value)."""
+        from IPython.display import display
+
+        display(self)
+
+
+def explorer(**kwargs) -> Explorer:
+    """Build an ``Explorer`` (see its arguments)."""
+    return Explorer(**kwargs)
