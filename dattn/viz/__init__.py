@@ -3,6 +3,8 @@
 ``style`` holds the colours shared by every figure; ``images`` loads the course images.
 """
 
+from .attention_plots import plot_cost, plot_log_cpb_spacing, plot_position_bias
+from .coordinates import plot_align_corners, plot_offset_bound
 from .images import image_to_tensor, list_images, load_image, synthetic_scene
 from .plots import (
     build_model,
@@ -14,10 +16,13 @@ from .plots import (
     plot_half_pixel_shift,
     plot_offsets,
     plot_reference_grid,
+    resize_image,
 )
+from .sampling_plots import plot_border_profile, plot_gradient_walk
 
 __all__ = [
     "build_model", "explorer_figure", "features_from_image", "image_to_tensor", "list_images", "load_image",
-    "map_to_image", "plot_attention", "plot_bilinear", "plot_half_pixel_shift", "plot_offsets",
-    "plot_reference_grid", "synthetic_scene",
+    "map_to_image", "plot_align_corners", "plot_attention", "plot_bilinear", "plot_border_profile", "plot_cost",
+    "plot_gradient_walk", "plot_half_pixel_shift", "plot_log_cpb_spacing", "plot_offset_bound", "plot_offsets",
+    "plot_position_bias", "plot_reference_grid", "resize_image", "synthetic_scene",
 ]

@@ -36,7 +36,7 @@ def plot_border_profile(W: int = 6) -> Figure:
 
 
 def gradient_walk(
-    image, size: int = 48, steps: int = 40, lr: float = 0.05, n_points: int = 6, seed: int = 0
+    image, size: int = 48, steps: int = 40, lr: float = 0.02, n_points: int = 6, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Follow the gradient of the brightness read by grid_sample with respect to the sampling positions.
 
@@ -45,7 +45,7 @@ def gradient_walk(
     lum = resize_image(image, size)[0].mean(0)  # (S, S)
     g = torch.Generator().manual_seed(seed)
     pos = (torch.rand(n_points, 2, generator=g) * 1.2 - 0.6).requires_grad_()  # normalized (y, x)
-    opt = torch.optim.SGD([pos], lr=lr)
+    opt = torch.optim.Adam([pos], lr=lr)  # steps of about lr normalized units, whatever the slope
     path = [pos.detach().clone()]
     for _ in range(steps):
         opt.zero_grad()
@@ -59,11 +59,11 @@ def gradient_walk(
     return lum, norm_to_pixel(paths, size)
 
 
-def plot_gradient_walk(image, size: int = 48, steps: int = 40, lr: float = 0.05, n_points: int = 6,
+def plot_gradient_walk(image, size: int = 48, steps: int = 40, lr: float = 0.02, n_points: int = 6,
                        seed: int = 0) -> Figure:
     """Sampling points that climb the image's brightness by gradient ascent through bilinear sampling."""
     lum, paths = gradient_walk(image, size, steps, lr, n_points, seed)
-    fig, ax = style.show_image(lum.numpy(), None, title=f"{steps} gradient steps on the sampling positions: "
+    fig, ax = style.show_image(lum.numpy(), None, title=f"{steps} gradient steps on the sampling positions:\n"
                                                         "points climb toward brighter pixels")
     for i in range(paths.shape[1]):
         p = style.xy(paths[:, i])

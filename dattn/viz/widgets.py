@@ -273,3 +273,77 @@ class Explorer:
 def explorer(**kwargs) -> Explorer:
     """Build an ``Explorer`` (see its arguments)."""
     return Explorer(**kwargs)
+
+
+class PlotWidget:
+    """A figure redrawn by a plain function whenever one of its controls moves.
+
+    ``draw(fig, **state)`` draws the state on a cleared Figure; ``update(**changes)`` is what a control
+    calls, and what tests call directly; it returns the Figure. Without a frontend the widget shows a PNG.
+    """
+
+    def __init__(self, draw, controls: dict[str, widgets.ValueWidget], figsize=(6.0, 5.0), dpi: int = 80) -> None:
+        self.draw, self.w = draw, controls
+        self.state = {name: w.value for name, w in controls.items()}
+        self.fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+        FigureCanvasAgg(self.fig)
+        self._picture = widgets.Image(format="png", layout=widgets.Layout(max_width=f"{int(figsize[0] * dpi)}px"))
+        for name, w in controls.items():
+            w.observe(lambda change, name=name: self.update(**{name: change["new"]}), names="value")
+        self.widget = widgets.VBox([widgets.HBox(list(controls.values())), self._picture])
+        self.update()
+
+    def update(self, **changes) -> Figure:
+        unknown = set(changes) - set(self.state)
+        if unknown:
+            raise ValueError(f"unknown settings {sorted(unknown)}; known: {sorted(self.state)}")
+        self.state.update(changes)
+        self.fig.clear()
+        self.draw(self.fig, **self.state)
+        self.fig.canvas.draw()
+        buf = io.BytesIO()
+        self.fig.savefig(buf, format="png")
+        self._picture.value = buf.getvalue()
+        return self.fig
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = self.widget._repr_mimebundle_(**kwargs) or {}
+        data = dict(bundle[0] if isinstance(bundle, tuple) else bundle)
+        data["image/png"] = base64.b64encode(self._picture.value).decode("ascii")
+        data["text/plain"] = f"PlotWidget({self.state})"
+        return data
+
+
+def reference_grid_widget(image, size: int = 20) -> PlotWidget:
+    """Stride and convention controls over ``plot_reference_grid`` on an image's size x size map."""
+    from .plots import plot_reference_grid
+
+    def draw(fig: Figure, stride: int, convention: str) -> None:
+        plot_reference_grid(image, stride=stride, convention=convention, size=size, ax=fig.add_subplot())
+
+    return PlotWidget(draw, {
+        "stride": widgets.Dropdown(options=[1, 2, 4, 8], value=2, description="stride"),
+        "convention": widgets.ToggleButtons(options=["seed", "centered"], value="seed", description="convention"),
+    })
+
+
+def offsets_widget(image, size: int = 20, channels: int = 32, n_groups: int = 4, seed: int = 0) -> PlotWidget:
+    """Stride, offset_range_factor and group controls over ``plot_offsets`` for a random DAttention."""
+    from .plots import plot_offsets
+
+    feats = features_from_image(image, channels, size, seed)  # (1, C, S, S)
+    models: dict[int, DAttention] = {}
+
+    def draw(fig: Figure, stride: int, offset_range_factor: float, group: int) -> None:
+        if stride not in models:
+            models[stride] = build_model(channels, size, n_groups=n_groups, stride=stride, seed=seed)
+        m = models[stride]
+        m.offset_range_factor = offset_range_factor
+        plot_offsets(image, m.trace(feats), group=group, ax=fig.add_subplot())
+
+    return PlotWidget(draw, {
+        "stride": widgets.Dropdown(options=list(STRIDES), value=2, description="stride"),
+        "offset_range_factor": widgets.FloatSlider(4.0, min=-1.0, max=8.0, step=0.5, description="factor",
+                                                   continuous_update=False),
+        "group": widgets.Dropdown(options=list(range(n_groups)), value=0, description="group"),
+    })
