@@ -414,3 +414,36 @@ def test_cli_path_and_errors(tmp_path):
     assert "YOLOv5_tiny summary:" in r.stdout
     bad = run_cli("--cfg", "no_such_model.yaml")
     assert bad.returncode == 2 and "no_such_model.yaml" in bad.stderr
+
+
+def test_flop_counts_leave_no_fake_state_behind(seed_n):
+    """Counting runs on fake tensors; a real forward afterwards must give the same real outputs."""
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        before = seed_n.eval()(x)[0]
+        gflops(seed_n, (64, 96))
+        after = seed_n(x)[0]
+    assert type(after) is torch.Tensor and torch.equal(before, after)
+    assert all(type(t) in (torch.Tensor, nn.Parameter) for t in [*seed_n.parameters(), *seed_n.buffers()])
+
+
+def test_eval_decoding_follows_yolov5_formulas(seed_n):
+    """Boxes from the raw maps, decoded here cell by cell: xy = (2 sigmoid - 0.5 + cell) * stride,
+    wh = (2 sigmoid)^2 * anchor (pixels)."""
+    seed_n.eval()
+    head = seed_n.model[-1]
+    with torch.no_grad():
+        preds, raw = seed_n(torch.rand(1, 3, 64, 64))
+    start = 0
+    for i, p in enumerate(raw):  # (1, na, ny, nx, no)
+        _, na, ny, nx, no = p.shape
+        a, y, x = na - 1, ny - 1, 0  # one cell per level: last anchor, bottom-left
+        r = p[0, a, y, x]
+        s = float(head.stride[i])
+        anchor_px = head.anchors[i, a] * s
+        want_xy = (torch.sigmoid(r[:2]) * 2 - 0.5 + torch.tensor([x, y])) * s
+        want_wh = (torch.sigmoid(r[2:4]) * 2) ** 2 * anchor_px
+        got = preds[0, start + (a * ny + y) * nx + x]
+        assert torch.allclose(got[:2], want_xy, atol=1e-4) and torch.allclose(got[2:4], want_wh, atol=1e-4)
+        assert torch.allclose(got[4:], torch.sigmoid(r[4:]), atol=1e-6)
+        start += na * ny * nx

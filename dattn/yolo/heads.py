@@ -21,7 +21,6 @@ class Detect(nn.Module):
     """
 
     stride: torch.Tensor | None = None  # strides of the levels, set at build
-    dynamic = False  # rebuild the grids at every call
 
     def __init__(
         self,
@@ -37,8 +36,6 @@ class Detect(nn.Module):
         self.na = len(anchors[0]) // 2  # anchors per level
         if len(ch) != self.nl:
             raise ValueError(f"Detect got {len(ch)} input levels for {self.nl} anchor levels")
-        self.grid = [torch.empty(0) for _ in range(self.nl)]
-        self.anchor_grid = [torch.empty(0) for _ in range(self.nl)]
         self.register_buffer("anchors", torch.tensor(anchors).float().view(self.nl, -1, 2))  # (nl, na, 2)
         self.m = nn.ModuleList(nn.Conv2d(c, self.no * self.na, 1) for c in ch)
         self.inplace = inplace
@@ -60,11 +57,10 @@ class Detect(nn.Module):
     def _decode(self, p: torch.Tensor, i: int) -> torch.Tensor:
         """Raw (B, na, ny, nx, no) -> boxes (B, na*ny*nx, no): xywh in pixels, then sigmoid scores."""
         B, _, ny, nx, _ = p.shape
-        if self.dynamic or self.grid[i].shape[2:4] != p.shape[2:4]:
-            self.grid[i], self.anchor_grid[i] = self._make_grid(nx, ny, i)
+        grid, anchor_grid = self._make_grid(nx, ny, i)  # cheap; no cache to go stale across sizes or fake runs
         xy, wh, rest = p.split((2, 2, self.no - 4), dim=4)
-        xy = (xy.sigmoid() * 2 + self.grid[i]) * self.stride[i]
-        wh = (wh.sigmoid() * 2) ** 2 * self.anchor_grid[i]
+        xy = (xy.sigmoid() * 2 + grid) * self.stride[i]
+        wh = (wh.sigmoid() * 2) ** 2 * anchor_grid
         rest = self._scores(rest)
         return rearrange(torch.cat((xy, wh, rest), dim=4), "b a y x o -> b (a y x) o")
 
