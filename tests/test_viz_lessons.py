@@ -86,3 +86,31 @@ def test_cost_plot_bars_are_the_rows():
     assert [p.get_height() for p in fig.axes[0].patches] == [2.0, 0.5]
     assert [p.get_height() for p in fig.axes[1].patches] == [5.0, 2.0]
     assert [p.get_height() for p in fig.axes[2].patches] == [0.0, 3.0, 1.0, 0.5]
+
+
+def test_layer_params_bars_and_highlight():
+    from dattn.viz.yolo_plots import plot_layer_params
+    from dattn.yolo import build_model
+
+    model = build_model("yolov5_C3_DAttention.yaml", scale="n")
+    fig = plot_layer_params(model)
+    bars = fig.axes[0].patches
+    assert len(bars) == len(model.model)
+    assert bars[8].get_height() == pytest.approx(sum(p.numel() for p in model.model[8].parameters()) / 1e6)
+    assert bars[8].get_facecolor() != bars[7].get_facecolor()  # the C3_DAttention layer stands out
+
+
+def test_gflops_vs_size_missed_share():
+    from dattn.viz.yolo_plots import plot_gflops_vs_size
+
+    fig = plot_gflops_vs_size([320, 640], {"a": [10.0, 50.0]}, {"a": [10.0, 40.0]})
+    assert list(fig.axes[1].get_lines()[0].get_ydata()) == [0.0, 20.0]
+
+
+def test_scaling_plot_labels_the_increase():
+    from dattn.viz.yolo_plots import plot_scaling
+
+    rows = [dict(scale="n", params_base=2e6, params_attn=2.5e6, gflops_base=4.0, gflops_attn=5.0)]
+    fig = plot_scaling(rows)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["+25.0%"]
+    assert [p.get_height() for p in fig.axes[1].patches] == [4.0, 5.0]

@@ -27,16 +27,26 @@ def plot_layer_params(model: nn.Module, highlight: str = "C3_DAttention", title:
     return fig
 
 
-def plot_gflops_vs_size(sizes: Sequence[int], curves: dict[str, Sequence[float | None]]) -> Figure:
-    """GFLOPs against the input size, one line per (model, method)."""
-    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-    for (label, values), ls in zip(curves.items(), ("-", "--", "-", "--"), strict=False):
-        ys = [np.nan if v is None else v for v in values]
-        ax.plot(sizes, ys, ls, marker="o", label=label)
-    ax.set_xlabel("input size (pixels, square)")
-    ax.set_ylabel("GFLOPs")
-    ax.set_title("Counted at each size vs YOLOv5's 32x32 profile scaled up")
-    ax.legend(fontsize=8)
+def plot_gflops_vs_size(
+    sizes: Sequence[int], counted: dict[str, Sequence[float]], scaled: dict[str, Sequence[float | None]]
+) -> Figure:
+    """GFLOPs counted at each input size against YOLOv5's 32x32 profile scaled up, per model (left), and
+    how much the scaled profile misses, in percent of the true count (right)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
+    colors = [style.QUERY_COLOR, style.REFERENCE_COLOR, style.OFFSET_COLOR, style.GRID_COLOR]
+    for (name, true), color in zip(counted.items(), colors, strict=False):
+        est = [np.nan if v is None else v for v in scaled[name]]
+        axes[0].plot(sizes, true, "-o", color=color, label=f"{name}: counted at the size")
+        axes[0].plot(sizes, est, "--x", color=color, label=f"{name}: 32x32 profile x (size/32)^2")
+        missed = [100 * (t - e) / t for t, e in zip(true, est, strict=True)]
+        axes[1].plot(sizes, missed, "-o", color=color, label=name)
+    axes[0].set_ylabel("GFLOPs")
+    axes[0].set_title("Counted at each size vs the scaled-up 32x32 profile")
+    axes[1].set_ylabel("missed by the scaled profile (% of the count)")
+    axes[1].set_title("Attention grows with pixels squared: the profile misses more as inputs grow")
+    for ax in axes:
+        ax.set_xlabel("input size (pixels, square)")
+        ax.legend(fontsize=8)
     return fig
 
 
