@@ -192,3 +192,20 @@ def test_bad_inputs_raise_before_any_work(kwargs, x_shape, message):
     with pytest.raises(ValueError, match=message):
         m(torch.randn(*x_shape))
     assert calls == []
+
+
+@pytest.mark.parametrize("name", ["dwc", "table", "stride2", "no_off"])
+def test_fast_path_gradients_equal_explicit_path_gradients(name):
+    torch.manual_seed(1)
+    m = DAttention(32, (9, 7), n_heads=4, n_groups=2, **VARIANTS[name]).double()
+    x = torch.randn(2, 32, 9, 7, dtype=torch.float64)
+    target = torch.randn(2, 32, 9, 7, dtype=torch.float64)
+    grads = []
+    for fused in (True, False):
+        m.fused = fused
+        m.zero_grad()
+        xg = x.clone().requires_grad_()
+        ((m(xg) - target) ** 2).sum().backward()
+        grads.append([xg.grad] + [p.grad for p in m.parameters() if p.requires_grad])
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-9)
