@@ -16,7 +16,7 @@ from einops import rearrange
 from torch import nn
 
 from .geometry import REF_CONVENTIONS, norm_to_pixel, query_grid, reference_points
-from .offsets import bound_offsets, key_grid_size, offset_network, sampling_positions
+from .offsets import bound_offsets, grouped_offsets, key_grid_size, offset_network, sampling_positions
 from .sampling import sample_keys
 
 PE_KINDS = ("dwc", "fixed", "log_cpb", "table", "none")
@@ -235,9 +235,7 @@ class DAttention(nn.Module):
         if self.no_off:
             Hk, Wk = key_grid_size(*q.shape[-2:], self.ksize, self.stride)
             return q.new_zeros(q.shape[0] * self.n_groups, Hk, Wk, 2)
-        # channels-last memory: the depth-wise conv and LayerNorm run several times faster on it
-        q_off = rearrange(q, "b (g c) h w -> (b g) h w c", g=self.n_groups).permute(0, 3, 1, 2)  # (B*g, Cg, H, W)
-        raw = self.conv_offset(q_off)  # (B*g, 2, Hk, Wk)
+        raw = grouped_offsets(self.conv_offset, q, self.n_groups)  # (B*g, 2, Hk, Wk), all groups at once
         return bound_offsets(raw, self.offset_range_factor)
 
     def reference(self, Hk: int, Wk: int, H: int, W: int, x: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -50,6 +51,23 @@ def offset_network(n_group_channels: int, ksize: int = 3, stride: int = 1) -> nn
         nn.GELU(),
         nn.Conv2d(Cg, 2, 1, 1, 0, bias=False),
     )
+
+
+def grouped_offsets(net: nn.Sequential, q: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Raw offsets of every group at once: q (B, C, H, W) -> (B*g, 2, Hk, Wk).
+
+    The same numbers as ``net(rearrange(q, "b (g c) h w -> (b g) c h w"))``, the per-group form the course
+    teaches, computed without regrouping q: the shared depth-wise kernel is tiled over the groups, and
+    LayerNorm, GELU and the 1x1 conv run on a channels-last (B, Hk, Wk, g, Cg) view.
+    """
+    conv, proxy, act, point = net
+    C = q.shape[1]
+    h = F.conv2d(q, conv.weight.repeat(n_groups, 1, 1, 1), conv.bias.repeat(n_groups), conv.stride,
+                 conv.padding, groups=C)  # (B, C, Hk, Wk)
+    h = rearrange(h, "b (g c) h w -> b h w g c", g=n_groups)  # a view when q is channels-last
+    h = act(proxy.norm(h))
+    raw = torch.matmul(h, rearrange(point.weight, "p c 1 1 -> c p"))  # (B, Hk, Wk, g, 2)
+    return rearrange(raw, "b h w g p -> (b g) p h w")
 
 
 def offset_scale(Hk: int, Wk: int, offset_range_factor: float) -> tuple[float, float]:

@@ -51,3 +51,21 @@ def test_negative_factor_clamps_positions_instead():
     pos = sampling_positions(ref, off, -1)
     assert pos.max() == 1.0 and pos.min() == -1.0
     assert sampling_positions(ref, off, 4).max() == 3.0  # bounded factors are never clamped
+
+
+@pytest.mark.parametrize("k, s", [(3, 1), (3, 2), (4, 4)])
+def test_grouped_offsets_equal_the_network_run_group_by_group(k, s):
+    from einops import rearrange
+
+    from dattn.offsets import grouped_offsets
+
+    torch.manual_seed(0)
+    net = offset_network(6, ksize=k, stride=s)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_()
+    q = torch.randn(2, 18, 9, 11)
+    per_group = net(rearrange(q, "b (g c) h w -> (b g) c h w", g=3))  # (B*g, 2, Hk, Wk)
+    assert torch.allclose(grouped_offsets(net, q, 3), per_group, atol=1e-5)
+    q_last = q.contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(grouped_offsets(net, q_last, 3), per_group, atol=1e-5)
