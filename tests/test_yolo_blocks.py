@@ -13,13 +13,7 @@ from dattn.yolo.summary import count_flops
 torch.manual_seed(0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One CPU thread: on a small, shared machine OpenMP threads waiting on each other cost more than they save."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def n_params(m: nn.Module) -> int:
