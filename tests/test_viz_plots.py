@@ -197,6 +197,9 @@ def test_course_images_load():
     assert images.image_to_tensor(images.load_image(names[0])).shape == (1, 3, 600, 512)
     with pytest.raises(ValueError, match="known images"):
         images.load_image("no_such_image")
+    assert names[1:] == ["scene_0", "scene_1"]  # README figures in assets/ are not course inputs
+    with pytest.raises(ValueError, match="known images"):
+        images.load_image("explorer")
 
 
 def test_synthetic_scene_is_deterministic():

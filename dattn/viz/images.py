@@ -29,10 +29,11 @@ def assets_dir() -> Path:
 
 
 def list_images() -> list[str]:
-    """Names ``load_image`` accepts: the photograph first, then the PNGs of ``assets/`` sorted by name."""
+    """Names ``load_image`` accepts: the photograph first, then the scenes ``assets/scene_*.png`` by name
+    (other PNGs there are figures of the README, not inputs)."""
     names = [PHOTO]
     if ASSETS_DIR.is_dir():
-        names += sorted(p.stem for p in ASSETS_DIR.glob("*.png") if p.stem != PHOTO)
+        names += sorted(p.stem for p in ASSETS_DIR.glob("scene_*.png"))
     return names
 
 
@@ -55,7 +56,7 @@ def _photo_path() -> Path:
 def load_image(name: str) -> np.ndarray:
     """The image called ``name`` (see ``list_images``) as a float32 (H, W, 3) array in [0, 1]."""
     path = _photo_path() if name == PHOTO else ASSETS_DIR / f"{name}.png"
-    if not path.is_file():
+    if name not in list_images() or not path.is_file():
         raise ValueError(f"no image called {name!r} (looked for {path}); known images: {list_images()}")
     return _to_float_rgb(mpimg.imread(path))
 
