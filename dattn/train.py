@@ -14,6 +14,7 @@ Command line::
         --gif assets/offsets_training.gif --snapshot-every 50
     python -m dattn.train --resume runs/dat.pt --out runs/dat.pt      # continue to the recorded --steps
     python -m dattn.train --evaluate runs/dat.pt                        # held-out accuracy and on-object share
+    torchrun --standalone --nproc_per_node=2 -m dattn.train --steps 1200 --out runs/ddp.pt  # DDP, gloo
 
 The batch of step ``t`` is ``make_scenes(batch_size, seed=[0, seed, t])``, so a resumed run sees exactly the
 batches an uninterrupted one would, and its losses are identical.
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from einops import rearrange, reduce
 from torch import nn
@@ -276,17 +278,38 @@ def learning_rate(cfg: Config, step: int) -> float:
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def train_step(model: SceneDAT, opt: torch.optim.Optimizer, cfg: Config, step: int) -> float:
-    """One optimisation step on the batch of ``step``; returns its loss."""
+def world() -> tuple[int, int]:
+    """(rank, world size) of this process: (0, 1) unless started by torchrun with several processes."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def train_step(
+    model: SceneDAT, opt: torch.optim.Optimizer, cfg: Config, step: int, net: nn.Module | None = None
+) -> float:
+    """One optimisation step on the batch of ``step``; returns its loss (the mean over the whole batch).
+
+    Under torchrun, ``net`` is the DistributedDataParallel wrapper of ``model``: each of the N processes
+    takes every N-th scene of the same batch and DDP averages the gradients, so the step equals the
+    single-process step on the whole batch.
+    """
+    rank, size = world()
     model.train()
     batch = train_batch(cfg, step)
+    if size > 1:
+        batch = batch.subset(slice(rank, None, size))
     for g in opt.param_groups:
         g["lr"] = learning_rate(cfg, step)
-    loss = F.cross_entropy(model(batch.images), targets(batch, cfg))
+    loss = F.cross_entropy((net or model)(batch.images), targets(batch, cfg))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
+    loss = loss.detach()
+    if size > 1:
+        dist.all_reduce(loss)
+        loss /= size
     return loss.item()
 
 
@@ -300,11 +323,13 @@ def build(cfg: Config) -> tuple[SceneDAT, torch.optim.Optimizer]:
 def train(
     cfg: Config, model: SceneDAT | None = None, opt: torch.optim.Optimizer | None = None, start: int = 0,
     until: int | None = None, history: History | None = None, snapshot_every: int = 0, progress: bool = True,
+    net: nn.Module | None = None,
 ) -> tuple[SceneDAT, torch.optim.Optimizer, History]:
     """Train from step ``start`` up to (not including) ``until`` (default ``cfg.steps``).
 
     With ``snapshot_every = K > 0`` the sampling points on held-out scene ``history.scene_index`` are
     recorded before every step that is a multiple of K, and after the run's last step (``cfg.steps``).
+    ``net`` is the DistributedDataParallel wrapper of ``model`` under torchrun (see ``train_step``).
     """
     if model is None or opt is None:
         model, opt = build(cfg)
@@ -319,11 +344,12 @@ def train(
             history.snapshots.append(pos[0])
             history.reference = ref
 
-    bar = tqdm(range(start, until), desc="training", disable=not progress, initial=start, total=until)
+    bar = tqdm(range(start, until), desc="training", disable=not progress or world()[0] > 0, initial=start,
+               total=until)
     for step in bar:
         if snapshot_every and step % snapshot_every == 0:
             snap(step)
-        history.losses.append(train_step(model, opt, cfg, step))
+        history.losses.append(train_step(model, opt, cfg, step, net))
         if step % 10 == 0:
             bar.set_postfix(loss=f"{np.mean(history.losses[-10:]):.3f}")
     if snapshot_every and (until == cfg.steps or until % snapshot_every == 0):
@@ -457,9 +483,19 @@ def format_metrics(m: dict[str, float]) -> str:
             f"  (lift x{m['share_lift']:.1f})")
 
 
+def start_distributed(cfg: Config) -> tuple[int, int]:
+    """Join torchrun's process group (gloo, CPU) when there are several processes; returns (rank, size)."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size > 1 and not dist.is_initialized():
+        if cfg.batch_size % size:
+            raise ValueError(f"batch_size ({cfg.batch_size}) must be divisible by the number of processes ({size})")
+        dist.init_process_group("gloo")
+    return world()
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(max(1, args.threads // int(os.environ.get("WORLD_SIZE", "1"))))
     if args.evaluate:
         ck = load_checkpoint(args.evaluate)
         m = evaluate(ck["model"], heldout(ck["model"].cfg))
@@ -482,23 +518,31 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = Config(**overrides)
         model, opt = build(cfg)
         start, history, commands, seconds = 0, History(), [command], 0.0
-        before = evaluate(model, heldout(cfg))
-        print(f"before training: {format_metrics(before)}")
+        before = None
+        if int(os.environ.get("RANK", "0")) == 0:
+            before = evaluate(model, heldout(cfg))
+            print(f"before training: {format_metrics(before)}")
     until = cfg.steps if args.stop_after is None else min(cfg.steps, start + args.stop_after)
+    rank, size = start_distributed(cfg)
+    net = torch.nn.parallel.DistributedDataParallel(model) if size > 1 else None
     t0 = time.perf_counter()
-    model, opt, history = train(cfg, model, opt, start, until, history, args.snapshot_every, not args.quiet)
+    model, opt, history = train(cfg, model, opt, start, until, history, args.snapshot_every, not args.quiet, net)
     seconds += time.perf_counter() - t0
-    after = evaluate(model, heldout(cfg))
-    print(f"after {until} steps ({seconds:.1f} s of training): {format_metrics(after)}")
-    if args.out:
-        save_checkpoint(args.out, model, opt, until, history, commands, seconds, metrics_before=before)
-    info = dict(command=command, commands=commands, seed=cfg.seed, steps=until, train_seconds=round(seconds, 2),
-                threads=torch.get_num_threads(), torch=str(torch.__version__),
-                metrics_before=before, metrics_after=after)
-    if args.export:
-        export(args.export, model, info)
-    if args.gif and history.snapshots:
-        save_training_gif(history, heldout(cfg, history.scene_index + 1).subset([history.scene_index]), args.gif)
+    info: dict = dict(command=command, commands=commands, seed=cfg.seed, steps=until,
+                      train_seconds=round(seconds, 2), threads=torch.get_num_threads(), processes=size,
+                      torch=str(torch.__version__), metrics_before=before)
+    if rank == 0:  # one process reports and writes; the others wait at the barrier below
+        info["metrics_after"] = after = evaluate(model, heldout(cfg))
+        print(f"after {until} steps ({seconds:.1f} s of training): {format_metrics(after)}")
+        if args.out:
+            save_checkpoint(args.out, model, opt, until, history, commands, seconds, metrics_before=before)
+        if args.export:
+            export(args.export, model, info)
+        if args.gif and history.snapshots:
+            save_training_gif(history, heldout(cfg, history.scene_index + 1).subset([history.scene_index]), args.gif)
+    if size > 1:
+        dist.barrier()
+        dist.destroy_process_group()
     return info
 
 

@@ -166,3 +166,21 @@ def test_pretrained_weights_load_and_beat_the_reference_grid():
     scenes = make_scenes(32, seed=123)
     share = on_object_share(model, scenes)
     assert share["learned"] > 2 * share["coverage"]
+
+
+def test_torchrun_with_two_processes_takes_the_single_process_steps(tmp_path: Path):
+    """DDP on gloo: each process takes half of the same batch and gradients are averaged, so two processes
+    must end with the single process's weights and losses."""
+    single, ddp = tmp_path / "single.pt", tmp_path / "ddp.pt"
+    main(["--steps", "4", "--seed", "3", "--out", str(single), "--threads", "1", *TINY])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "dattn.train",
+           "--steps", "4", "--seed", "3", "--out", str(ddp), "--threads", "2", *TINY]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr[-2000:]
+    a, b = load_checkpoint(single), load_checkpoint(ddp)
+    assert torch.allclose(torch.tensor(a["history"].losses), torch.tensor(b["history"].losses), atol=1e-5)
+    for (name, pa), pb in zip(a["model"].state_dict().items(), b["model"].state_dict().values(), strict=True):
+        # a key bias adds the same q.b to every score of a query, which softmax ignores: its true gradient is
+        # zero, and Adam scales the rounding noise that stands in for it up to lr-sized steps
+        tol = 4 * 2e-3 if name.endswith("proj_k.bias") else 1e-6
+        assert torch.allclose(pa, pb, atol=tol), name
