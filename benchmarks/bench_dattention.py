@@ -4,6 +4,7 @@ Measured side by side in one run (interleaved repeats, medians), because a share
 
     python benchmarks/bench_dattention.py              # the four sizes of the issue
     python benchmarks/bench_dattention.py --markdown   # the same, as the README's table
+    python benchmarks/bench_dattention.py --keep-freed-memory   # glibc keeps freed memory (no page faults)
 
 Peak memory is the largest total of tensor storage alive during one call (dattn.profiling.TensorMemory).
 GFLOP/s divides the FLOPs counted by torch.utils.flop_counter (convolutions and matmuls) by the time; the
@@ -18,7 +19,7 @@ from collections.abc import Callable
 import torch
 
 from dattn.attention import DAttention
-from dattn.profiling import count_flops, interleaved_medians, peak_memory
+from dattn.profiling import count_flops, interleaved_medians, keep_freed_memory, peak_memory
 
 CONFIGS = [(512, 20, 8, 1), (256, 40, 4, 1), (128, 80, 1, 1), (128, 80, 1, 4)]  # (C, H, batch, stride)
 
@@ -66,7 +67,7 @@ def _ratio(a: int | None, b: int | None) -> str:
     return "n/a" if not a or not b else f"{a / b:.1f}x"
 
 
-def format_table(rows: list[dict], markdown: bool) -> str:
+def format_table(rows: list[dict], markdown: bool, allocator: str = "glibc malloc, default settings") -> str:
     head = ["C", "HxW", "B", "stride", "keys", "GFLOP", "infer explicit ms", "infer fused ms", "speed-up",
             "fwd+bwd explicit ms", "fwd+bwd fused ms", "speed-up", "peak MiB explicit", "peak MiB fused",
             "memory ratio", "fused GFLOP/s", "matmul GFLOP/s", "% of matmul"]
@@ -90,7 +91,7 @@ def format_table(rows: list[dict], markdown: bool) -> str:
         widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
         out = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     out.append(f"\nmatmul: a plain 1024x1024 fp32 product timed in turn with the two paths; torch "
-               f"{torch.__version__}, {torch.get_num_threads()} threads")
+               f"{torch.__version__}, {torch.get_num_threads()} threads; {allocator}")
     return "\n".join(out)
 
 
@@ -100,13 +101,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--reps", type=int, default=3, help="at least this many timed calls per path")
     ap.add_argument("--budget", type=float, default=3.0, help="seconds of timed calls per measurement")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    ap.add_argument("--keep-freed-memory", action="store_true",
+                    help="ask glibc to keep freed memory for reuse (dattn.profiling.keep_freed_memory)")
     args = ap.parse_args(argv)
+    allocator = "glibc malloc, default settings"
+    if args.keep_freed_memory:
+        allocator = "malloc keeps freed memory" if keep_freed_memory() else "keep_freed_memory had no effect"
     configs = [tuple(int(v) for v in c.split(",")) for c in args.configs] if args.configs else CONFIGS
     rows = []
     for i, cfg in enumerate(configs, 1):
         print(f"[{i}/{len(configs)}] C={cfg[0]} H={cfg[1]} batch={cfg[2]} stride={cfg[3]} ...", flush=True)
         rows.append(bench_one(*cfg, reps=args.reps, budget_s=args.budget))
-    print(format_table(rows, args.markdown))
+    print(format_table(rows, args.markdown, allocator))
     return rows
 
 

@@ -314,7 +314,9 @@ class DAttention(nn.Module):
         )  # (B, heads, HW, c)
         out = rearrange(out, "b hd m c -> b m (hd c)")  # (B, HW, C), a view of the kernel's output
         if self.pe_kind == "dwc":
-            out = out + rearrange(self.rpe_table(q), "b c h w -> b (h w) c")  # not in place: autograd keeps out
+            pe = rearrange(self.rpe_table(q), "b c h w -> b (h w) c")  # (B, HW, C)
+            # in place when nothing records a graph (one big buffer fewer); autograd needs the kernel's out
+            out = out + pe if torch.is_grad_enabled() else out.add_(pe)
         w_out = _matrix(self.proj_out).expand(B, C, C)
         y = torch.baddbmm(self.proj_out.bias.view(1, C, 1), w_out, out.transpose(1, 2))  # (B, C, HW): NCHW, no copy
         return self.proj_drop(y.view(B, C, H, W))

@@ -38,6 +38,22 @@ def test_count_flops_of_a_matmul_and_a_conv():
     assert count_flops(lambda: conv(torch.randn(2, 6, 5, 7))) == 2 * 2 * 4 * 5 * 7 * 6 * 9
 
 
+def test_count_flops_of_cpu_attention_equals_its_two_matmuls():
+    b, h, s_q, s_k, d = 2, 3, 10, 7, 4
+    q, k, v = torch.randn(b, h, s_q, d), torch.randn(b, h, s_k, d), torch.randn(b, h, s_k, 5)
+    fused = count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v))
+    explicit = count_flops(lambda: (q @ k.transpose(-1, -2)).softmax(-1) @ v)  # torch's own bmm formula
+    assert fused == explicit == 2 * b * h * s_q * s_k * (d + 5)
+
+
+def test_count_flops_of_cpu_attention_backward():
+    b, h, s_q, s_k, d = 1, 2, 6, 5, 4
+    q, k, v = (torch.randn(b, h, n, d, requires_grad=True) for n in (s_q, s_k, s_k))
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    # backward: scores recomputed, then the four gradient products (torch's convention for CUDA kernels)
+    assert count_flops(lambda: out.sum().backward()) == 5 * 2 * b * h * s_q * s_k * d
+
+
 def test_interleaved_medians_calls_each_function_in_turn():
     calls = []
     out = interleaved_medians({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, reps=3, budget_s=0)
@@ -63,3 +79,57 @@ def test_cost_table_rows():
     proj = 4 * 2 * 16 * 16 * 64
     assert rows[0]["gflops"] * 1e9 == proj + 2 * 2 * 2 * 64 * 64 * 8
     assert rows[1]["peak_mib_explicit"] > rows[1]["peak_mib_fused"]
+
+
+FAULTS_SCRIPT = """
+import resource, sys, torch
+from dattn.profiling import keep_freed_memory
+
+def faults_per_round():
+    def one_round():  # four 13 MB tensors alive together, then all freed, as in one forward pass
+        xs = [torch.ones(13 << 18) for _ in range(4)]
+        del xs
+    for _ in range(3):
+        one_round()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        one_round()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10
+
+# glibc's starting thresholds, fixed (its dynamic ones depend on the history of the process)
+import ctypes, ctypes.util
+try:
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.mallopt(-1, 128 << 10), libc.mallopt(-3, 128 << 10)
+except (OSError, AttributeError, TypeError):
+    pass  # not glibc: keep_freed_memory must say False
+default = faults_per_round()
+took = keep_freed_memory()
+print(default, faults_per_round(), took)
+"""
+
+
+def test_keep_freed_memory_stops_the_page_faults_of_reallocation():
+    # in a child process: the setting is process-wide and must not leak into the other tests
+    import platform
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT], capture_output=True, text=True, check=True)
+    default, kept, took = done.stdout.split()
+    if platform.libc_ver()[0] != "glibc":
+        assert took == "False"
+        return
+    pages = 4 * (13 << 20) // 4096  # what one round touches
+    assert took == "True"
+    assert float(default) > pages / 2  # glibc gave the memory back and faults it in again
+    assert float(kept) < pages / 100  # kept: reused without faults
+
+
+def test_keep_freed_memory_rejects_a_negative_size():
+    import pytest
+
+    from dattn.profiling import keep_freed_memory
+
+    with pytest.raises(ValueError, match="-1"):
+        keep_freed_memory(-1)

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.utils.flop_counter import FlopCounterMode
+
+from ..profiling import flop_counter
 
 ImgSize = int | Sequence[int]
 
@@ -49,7 +50,7 @@ def count_flops(model: nn.Module, img: ImgSize = 640, batch: int = 1, ch: int | 
     """
     h, w = _hw(img)
     ch = _in_channels(model) if ch is None else ch
-    counter = FlopCounterMode(display=False)
+    counter = flop_counter()
     was_training = model.training
     try:
         model.eval()
