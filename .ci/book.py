@@ -14,6 +14,7 @@ import base64
 import functools
 import html
 import io
+import os
 import re
 import shutil
 import sys
@@ -101,6 +102,7 @@ def offline(page: str, title: str) -> str:
 def build(out: Path, timeout: int = 300) -> list[dict]:
     """Execute and export every notebook in notebooks/ into out/, then write out/index.html."""
     out.mkdir(parents=True, exist_ok=True)
+    os.environ.pop("MPLBACKEND", None)  # kernels inherit it; with Agg they would print <Figure ...> for figures
     exporter = HTMLExporter(template_name="lab")
     pages = []
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):

@@ -62,7 +62,8 @@ def lab(tmp_path_factory) -> Lab:
            f"--LabApp.user_settings_dir={root / 'settings'}", f"--LabApp.workspaces_dir={root / 'workspaces'}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root)
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # kernels keep the inline backend
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90

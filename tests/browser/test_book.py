@@ -37,6 +37,7 @@ def test_pages_hold_figures_and_no_errors(book):
         assert "Traceback (most recent call last)" not in page, name
         assert 'data-mime-type="application/vnd.jupyter.error"' not in page, name
         assert page.count("data:image/png;base64") >= 1, f"{name} shows no figure"
+        assert "&lt;Figure size" not in page, f"{name}: a figure came out as text, not as a picture"
         assert not re.search(r'<script src="https?:', page), f"{name} fetches a script from the network"
     explorer_page = (book / "04_attention.html").read_text()
     assert "application/vnd.jupyter.widget-view+json" not in explorer_page  # the static figure stands in

@@ -46,8 +46,10 @@ def run_all(page) -> None:
 
 
 def error_outputs(page) -> list[str]:
+    """Outputs that show a traceback, or a figure printed as text instead of drawn."""
     texts = page.locator(".jp-NotebookPanel:visible .jp-OutputArea-output").all_inner_texts()
-    return [t[:300] for t in texts if re.search(r"Traceback \(most recent call last\)|^\w+Error\s+Traceback", t)]
+    pattern = r"Traceback \(most recent call last\)|^\w+Error\s+Traceback|<Figure size \d+x\d+"
+    return [t[:300] for t in texts if re.search(pattern, t)]
 
 
 def image_digest(locator) -> str:
@@ -120,13 +122,17 @@ def test_notebook_runs_in_lab_without_errors(page, lab, screens, name):
     page.screenshot(path=screens / f"{name.split('.')[0]}_run_all.png")
 
 
-def test_an_error_in_a_cell_is_seen(page, lab):
-    """The check above can fail: a notebook whose cell raises is reported."""
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('fine')"),
-                                         nbformat.v4.new_code_cell("1 / 0")],
+def test_an_error_and_a_figure_printed_as_text_are_seen(page, lab):
+    """The checks above can fail: a cell that raises, and a figure that comes out as text, are reported."""
+    cells = ["print('fine')",
+             # no picture format: the figure shows as text, as it did when MPLBACKEND=Agg reached the kernel
+             "%config InlineBackend.figure_formats = set()\nimport matplotlib.pyplot as plt\n"
+             "fig = plt.figure()\nfig.add_subplot()\nfig",
+             "1 / 0"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells],
                                   metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
     nbformat.write(nb, lab.root / "notebooks" / "broken.ipynb")
     open_notebook(page, lab, "broken.ipynb")
     run_all(page)
     errors = error_outputs(page)
-    assert len(errors) == 1 and "ZeroDivisionError" in errors[0]
+    assert errors[0].startswith("<Figure size 640x480 with 1 Axes>") and "ZeroDivisionError" in errors[-1]
