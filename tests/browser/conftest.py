@@ -53,6 +53,9 @@ def lab(tmp_path_factory) -> Lab:
     settings = root / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
     (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    notices = root / "settings" / "@jupyterlab" / "apputils-extension"
+    notices.mkdir(parents=True)  # no "get notified about news?" toast over the screenshots
+    (notices / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
     port, token = _free_port(), secrets.token_hex(16)
     log = open(root / "jupyterlab.log", "w")  # noqa: SIM115 (closed below)
     cmd = [str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
