@@ -7,7 +7,7 @@ Measured side by side in one run (interleaved repeats, medians), because a share
     python benchmarks/bench_dattention.py --keep-freed-memory   # glibc keeps freed memory (no page faults)
 
 Peak memory is the largest total of tensor storage alive during one call (dattn.profiling.TensorMemory).
-GFLOP/s divides the FLOPs counted by torch.utils.flop_counter (convolutions and matmuls) by the time; the
+GFLOP/s divides the FLOPs counted by dattn.profiling.count_flops (convolutions, matmuls, attention) by the time; the
 reference is a plain 1024 x 1024 fp32 matmul timed in turn with the two paths.
 """
 
@@ -67,7 +67,7 @@ def _ratio(a: int | None, b: int | None) -> str:
     return "n/a" if not a or not b else f"{a / b:.1f}x"
 
 
-def format_table(rows: list[dict], markdown: bool, allocator: str = "glibc malloc, default settings") -> str:
+def format_table(rows: list[dict], markdown: bool, allocator: str) -> str:
     head = ["C", "HxW", "B", "stride", "keys", "GFLOP", "infer explicit ms", "infer fused ms", "speed-up",
             "fwd+bwd explicit ms", "fwd+bwd fused ms", "speed-up", "peak MiB explicit", "peak MiB fused",
             "memory ratio", "fused GFLOP/s", "matmul GFLOP/s", "% of matmul"]

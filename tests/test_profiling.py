@@ -1,9 +1,14 @@
 """The cost measurements against allocations and FLOPs counted by hand."""
 
+import platform
+import subprocess
+import sys
+
+import pytest
 import torch
 
 from dattn.cost import DenseAttention, cost_table
-from dattn.profiling import TensorMemory, count_flops, interleaved_medians, peak_memory
+from dattn.profiling import TensorMemory, count_flops, interleaved_medians, keep_freed_memory, peak_memory
 
 
 def test_tensor_memory_follows_allocations_and_frees():
@@ -111,10 +116,6 @@ print(default, faults_per_round(), took)
 
 def test_keep_freed_memory_stops_the_page_faults_of_reallocation():
     # in a child process: the setting is process-wide and must not leak into the other tests
-    import platform
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT], capture_output=True, text=True, check=True)
     default, kept, took = done.stdout.split()
     if platform.libc_ver()[0] != "glibc":
@@ -127,9 +128,5 @@ def test_keep_freed_memory_stops_the_page_faults_of_reallocation():
 
 
 def test_keep_freed_memory_rejects_a_negative_size():
-    import pytest
-
-    from dattn.profiling import keep_freed_memory
-
     with pytest.raises(ValueError, match="-1"):
         keep_freed_memory(-1)
