@@ -124,7 +124,9 @@ def test_keep_freed_memory_stops_the_page_faults_of_reallocation():
     pages = 4 * (13 << 20) // 4096  # what one round touches
     assert took == "True"
     assert float(default) > pages / 2  # glibc gave the memory back and faults it in again
-    assert float(kept) < pages / 100  # kept: reused without faults
+    # kept: reused without faulting it in again. Not zero: under load the OpenMP workers that fill the tensors
+    # may touch a few fresh pages of their own (seen: 0 alone, 333 of 13,316 beside a full test run)
+    assert float(kept) < float(default) / 10
 
 
 def test_keep_freed_memory_rejects_a_negative_size():
