@@ -129,3 +129,16 @@ def test_parse_model_diff_registers_c3_dattention():
     exec(code, ns)
     args, n = ns["parse_model"](dattn.yolo.C3_DAttention, [1024], -1, [1024, [20, 20]], 255, 0.25, 3)
     assert args == [1024, 256, 3, [20, 20]] and n == 1
+
+
+def test_quoted_stock_profile_output_is_what_the_command_prints(capsys):
+    """The guide quotes the last lines of `python -m dattn.yolo ... --stock-profile`: they must be today's."""
+    from dattn.yolo.__main__ import main
+
+    text = GUIDE.read_text(encoding="utf-8")
+    quoted = re.search(r"<!-- output: stock-profile -->\s*```text\n(.*?)```", text, re.S).group(1).splitlines()
+    assert main(["--cfg", "yolov5_C3_DAttention.yaml", "--img", "640", "--stock-profile"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-len(quoted) :] == quoted
+    attention = float(re.search(r"([\d.]+) in scaled_dot_product_attention", quoted[-1]).group(1))
+    assert attention == round(3 * 4 * 512 * 400 * 400 / 1e9, 2)  # the formula the guide gives

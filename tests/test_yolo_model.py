@@ -383,7 +383,7 @@ def test_cli_shipped_name(seed_n):
     layers = len(list(seed_n.modules()))
     assert f"YOLOv5_C3_DAttention summary: {layers} layers, {n_params(seed_n)} parameters" in r.stdout
     assert re.search(r"gradients, [\d.]+ GFLOPs", r.stdout)
-    assert "C3_DAttention" in r.stdout and "stock profile" in r.stdout
+    assert "C3_DAttention" in r.stdout and "YOLOv5 v7.0 prints" in r.stdout
 
 
 def test_cli_path_and_errors(tmp_path):
