@@ -2,10 +2,15 @@
 
 import json
 import re
-from importlib import metadata
+import sys
 from pathlib import Path
 
 import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the test extra installs tomli there
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -15,17 +20,37 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower()
 
 
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
 def test_environment_yml_names_the_pyproject_dependencies():
-    # what pyproject.toml declares, as the installed package's metadata reports it (the browser extra is
-    # for make test-browser and make book only, outside the course's environment)
-    declared = {_name(r) for r in metadata.requires("dattn") if 'extra == "browser"' not in r}
+    # the core and the course and test extras, as pyproject.toml declares them (the browser extra is for make
+    # test-browser and make book only, outside the course's environment)
+    project = pyproject()["project"]
+    extras = project["optional-dependencies"]
+    declared = [*project["dependencies"], *extras["course"], *extras["test"]]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    listed = {_name(r) for r in pip if not r.startswith("-e")}
-    assert listed == declared
+    listed = [r for r in pip if not r.startswith("-e")]
+    assert sorted(listed) == sorted(declared)  # the same requirement strings, versions and markers included
     assert "-e ." in pip
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
-    assert python.removeprefix("python") == metadata.metadata("dattn")["Requires-Python"]
+    assert python.removeprefix("python") == project["requires-python"]
+
+
+def test_the_core_is_light():
+    """pip install dattn pulls torch, einops, numpy and pyyaml only; plain torch (no CPU-wheel pin)."""
+    project = pyproject()["project"]
+    assert project["dependencies"] == ["torch", "einops", "numpy", "pyyaml"]
+    extras = project["optional-dependencies"]
+    assert {"course", "test", "browser"} <= set(extras)
+    course = {_name(r) for r in extras["course"]}
+    assert {"timm", "matplotlib", "ipywidgets", "jupyterlab", "tqdm"} <= course
+    test = {_name(r) for r in extras["test"]}
+    assert {"pytest", "nbmake", "ruff", "onnx", "onnxscript", "onnxruntime", "thop"} <= test
+    makefile = (ROOT / "Makefile").read_text()
+    assert '".[course,test]"' in makefile  # make lab and make test install both extras
 
 
 def test_notebooks_are_committed_without_outputs():

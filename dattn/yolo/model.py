@@ -71,25 +71,91 @@ def shipped_configs() -> list[str]:
 
 
 def load_cfg(cfg: str | Path | Mapping[str, Any]) -> dict[str, Any]:
-    """A config dict from a dict, a path to a yaml file, or the name of a shipped yaml (e.g. 'yolov5l.yaml').
+    """A config dict from a dict, a path to a yaml file, or the bare name of a shipped yaml ('yolov5l.yaml').
 
-    The returned dict is a deep copy and carries ``yaml_file`` (the file name, used in the summary line).
+    A bare name (no folder) is read from the current folder when such a file exists there, else from the shipped
+    configs; a path with a folder must exist. The dict is a deep copy, checked by :func:`check_cfg`, and
+    carries ``yaml_file`` (the file name, used in the summary line). Raises FileNotFoundError or ValueError.
     """
     if isinstance(cfg, Mapping):
         d = copy.deepcopy(dict(cfg))
         d.setdefault("yaml_file", "model.yaml")
+        check_cfg(d)
         return d
     path = Path(cfg)
-    if not path.is_file():
-        shipped = resources.files(__package__).joinpath("configs", path.name)
-        if not shipped.is_file():
-            raise FileNotFoundError(f"no yaml file {str(cfg)!r}; shipped configs are {shipped_configs()}")
-        text = shipped.read_text(encoding="utf-8")
-    else:
+    if path.is_file():
         text = path.read_text(encoding="utf-8")
-    d = yaml.safe_load(text)
+    else:
+        shipped = resources.files(__package__).joinpath("configs", path.name)
+        if path.name != str(cfg) or not shipped.is_file():  # a path with a folder, or an unknown name
+            raise FileNotFoundError(
+                f"no yaml file {str(cfg)!r}; a bare name reads a shipped config, one of {shipped_configs()}"
+            )
+        text = shipped.read_text(encoding="utf-8")
+    try:
+        d = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path.name}: not valid yaml ({str(err).splitlines()[0]})") from None
+    if not isinstance(d, dict):
+        got = "an empty file" if d is None else f"a {type(d).__name__}"
+        raise ValueError(f"{path.name}: expected a mapping with nc, anchors, backbone and head, got {got}")
     d["yaml_file"] = path.name
+    check_cfg(d)
     return d
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_cfg(d: Mapping[str, Any]) -> None:
+    """ValueError naming the key (and the layer) of the first thing in a config that parse_model cannot use."""
+    name = d.get("yaml_file", "model.yaml")
+    for key in ("nc", "anchors", "backbone", "head"):
+        if key not in d:
+            raise ValueError(f"{name}: missing key {key!r} (a YOLOv5 yaml has nc, anchors, backbone and head)")
+    nc = d["nc"]
+    if not _is_int(nc) or nc < 1:
+        raise ValueError(f"{name}: 'nc' must be an int >= 1 (the number of classes), got {nc!r}")
+    for key in ("depth_multiple", "width_multiple"):
+        v = d.get(key, 1.0)
+        if not _is_number(v) or v <= 0:
+            raise ValueError(f"{name}: {key!r} must be a number > 0, got {v!r}")
+    anchors = d["anchors"]
+    per_level = isinstance(anchors, list) and anchors and all(
+        isinstance(a, list) and a and len(a) % 2 == 0 and all(_is_number(x) and x > 0 for x in a) for a in anchors
+    )
+    if not per_level and not (_is_int(anchors) and anchors >= 1):
+        raise ValueError(
+            f"{name}: 'anchors' must be a list of [w, h, w, h, ...] pixel sizes per level or an int >= 1, "
+            f"got {anchors!r}"
+        )
+    for section in ("backbone", "head"):
+        if not isinstance(d[section], list) or not d[section]:
+            raise ValueError(f"{name}: {section!r} must be a non-empty list of layers, got {d[section]!r}")
+    for i, layer in enumerate(d["backbone"] + d["head"]):
+        where = f"{name}: layer {i}"
+        if not isinstance(layer, list) or len(layer) != 4:
+            raise ValueError(f"{where}: expected [from, number, module, args], got {layer!r}")
+        f, n, module, args = layer
+        froms = f if isinstance(f, list) else [f]
+        if not froms or not all(_is_int(j) for j in froms):
+            raise ValueError(f"{where}: 'from' must be an int or a list of ints, got {f!r}")
+        for j in froms:
+            ok = j == -1 if i == 0 else -i <= j < i  # layer 0 reads the input (-1); others earlier layers
+            if not ok:
+                valid = "-1 (the input)" if i == 0 else f"-{i}..{i - 1}"
+                raise ValueError(f"{where}: 'from' index {j} is out of range ({valid})")
+        if not _is_int(n) or n < 1:
+            raise ValueError(f"{where}: 'number' (repeats) must be an int >= 1, got {n!r}")
+        if module not in MODULES:
+            raise ValueError(f"{where}: unknown module {module!r}; known modules are {sorted(MODULES)}")
+        if not isinstance(args, list):
+            raise ValueError(f"{where}: 'args' must be a list, got {args!r}")
 
 
 def scale_cfg(cfg: str | Path | Mapping[str, Any], scale: str | None) -> dict[str, Any]:
@@ -120,6 +186,8 @@ def parse_model(d: Mapping[str, Any], ch: int = 3) -> tuple[nn.Sequential, list[
     Every layer gets ``i`` (index), ``f`` (from), ``n`` (repeats after depth scaling), ``type`` (qualified
     class name), ``np`` (parameters) and ``args`` (the arguments it was built with), for the summary table.
     """
+    check_cfg(d)
+    file = d.get("yaml_file", "model.yaml")
     anchors, nc = d["anchors"], d["nc"]
     gd, gw = d.get("depth_multiple", 1.0), d.get("width_multiple", 1.0)
     na = len(anchors[0]) // 2 if isinstance(anchors, list) else anchors  # anchors per level
@@ -128,12 +196,15 @@ def parse_model(d: Mapping[str, Any], ch: int = 3) -> tuple[nn.Sequential, list[
     save: list[int] = []
     chs = [ch]  # output channels of every layer so far (the input first, dropped after layer 0)
     for i, (f, n, name, args) in enumerate(d["backbone"] + d["head"]):
-        if name not in MODULES:
-            raise ValueError(f"layer {i}: unknown module {name!r}; known modules are {sorted(MODULES)}")
         m = MODULES[name]
         args = [_resolve_arg(a, d) for a in args]
         n = n_ = max(round(n * gd), 1) if n > 1 else n  # depth gain
         if m in CONV_LIKE:
+            if not args or not _is_int(args[0]) or args[0] < 1:
+                got = args[0] if args else "nothing"
+                raise ValueError(
+                    f"{file}: layer {i}: {name}'s first argument (output channels) must be an int >= 1, got {got!r}"
+                )
             c1, c2 = chs[f], args[0]
             if c2 != no:  # not the output
                 c2 = make_divisible(c2 * gw, 8)
@@ -154,7 +225,10 @@ def parse_model(d: Mapping[str, Any], ch: int = 3) -> tuple[nn.Sequential, list[
                 args[3] = make_divisible(args[3] * gw, 8)
         else:
             c2 = chs[f]
-        m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)
+        try:
+            m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)
+        except (TypeError, ValueError, IndexError, KeyError, ZeroDivisionError, RuntimeError) as err:
+            raise ValueError(f"{file}: layer {i}: {name} cannot be built from args {args}: {err}") from None
         m_.i, m_.f, m_.n, m_.args = i, f, n_, args
         m_.type = f"{m.__module__}.{m.__qualname__}"
         m_.np = sum(p.numel() for p in m_.parameters())
@@ -214,13 +288,25 @@ class DetectionModel(nn.Module):
 
     def _set_strides(self, head: Detect, ch: int, probe: int) -> None:
         """Strides from a dry forward at probe x probe; anchors from pixels to grid units."""
+        if not _is_int(probe) or probe < 1:
+            raise ValueError(f"probe must be a positive int (an image side in pixels), got {probe!r}")
         try:  # shapes are all it needs: fake tensors make the probe free and leave BatchNorm statistics alone
             with torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True):
                 out = self.forward(torch.zeros(1, ch, probe, probe))
-        except ValueError as err:
-            raise ValueError(f"the {probe}x{probe} stride probe failed ({err}); build with probe=<size>") from err
+        except (ValueError, RuntimeError) as err:
+            first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            raise ValueError(
+                f"the {probe}x{probe} stride probe failed ({first}); the probe must be a multiple of the largest "
+                "stride, and a model whose attention takes one map size needs the matching probe=<size>"
+            ) from err
         maps = out[0] if isinstance(head, Segment) else out  # train mode: raw maps
-        head.stride = torch.tensor([probe / x.shape[-2] for x in maps])  # (nl,)
+        sides = [x.shape[-2] for x in maps]
+        if any(probe % n for n in sides):
+            raise ValueError(
+                f"a {probe}x{probe} stride probe gives maps of {sides} pixels, which do not divide it (strides "
+                f"{[round(probe / n, 2) for n in sides]}): the probe must be a multiple of the largest stride"
+            )
+        head.stride = torch.tensor([probe / n for n in sides])  # (nl,)
         a = head.anchors.prod(-1).mean(-1).view(-1)  # mean anchor area per level
         da, ds = a[-1] - a[0], head.stride[-1] - head.stride[0]
         if da and da.sign() != ds.sign():  # anchors listed large to small: flip them

@@ -7,13 +7,13 @@ element-wise work (activations, normalization, softmax, sampling) is not counted
 
 from __future__ import annotations
 
-import copy
 import statistics
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -25,12 +25,31 @@ ImgSize = int | Sequence[int]
 HEADER = f"{'':>3}{'from':>18}{'n':>3}{'params':>10}  {'module':<40}{'arguments':<30}"
 
 
-def _hw(img: ImgSize) -> tuple[int, int]:
-    """(H, W) from an int or an (H, W) pair."""
-    if isinstance(img, int):
-        return img, img
-    h, w = img
-    return int(h), int(w)
+def image_size(img: ImgSize) -> tuple[int, int]:
+    """(H, W) from a positive int S (an S x S image) or a pair (H, W) of positive ints; ValueError otherwise."""
+
+    def size(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"an image size must be a positive int or a pair (H, W) of them, got {img!r}")
+        return int(v)
+
+    if isinstance(img, (str, bytes)) or not isinstance(img, (int, np.integer, Sequence)):
+        size(img)  # raises
+    if isinstance(img, Sequence):
+        if len(img) != 2:
+            raise ValueError(f"an image size must be a positive int or a pair (H, W) of them, got {img!r}")
+        return size(img[0]), size(img[1])
+    return size(img), size(img)
+
+
+def check_multiple_of_stride(model: nn.Module, h: int, w: int) -> None:
+    """ValueError unless H and W are multiples of the model's largest stride (its P5 levels must line up)."""
+    stride = getattr(model, "stride", None)
+    if stride is None:
+        return
+    s = int(torch.as_tensor(stride).max())
+    if h % s or w % s:
+        raise ValueError(f"image size {h}x{w} is not a multiple of the model's largest stride {s}")
 
 
 def _in_channels(model: nn.Module) -> int:
@@ -48,7 +67,8 @@ def count_flops(model: nn.Module, img: ImgSize = 640, batch: int = 1, ch: int | 
     does) and its mode restored afterwards. The forward runs on fake tensors: FLOPs depend only on shapes,
     so nothing is computed.
     """
-    h, w = _hw(img)
+    h, w = image_size(img)
+    check_multiple_of_stride(model, h, w)
     ch = _in_channels(model) if ch is None else ch
     counter = flop_counter()
     was_training = model.training
@@ -67,21 +87,18 @@ def gflops(model: nn.Module, img: ImgSize = 640) -> float:
 
 
 def stock_profile_gflops(model: nn.Module, img: ImgSize = 640) -> float | None:
-    """GFLOPs the way YOLOv5's ``model_info`` reports them, or None where YOLOv5 prints no GFLOPs at all.
+    """The GFLOPs YOLOv5 v7.0's summary line prints for this model, or None where it prints none.
 
-    YOLOv5 profiles one ``s x s`` image, s = max(largest stride, 32), and multiplies by (H/s) * (W/s):
-    exact for convolutions, not for attention, whose cost grows with the square of the pixel count. Any
-    exception is swallowed (``except Exception``) and the GFLOPs are left out of the summary line. The
-    copy is profiled in eval mode, as thop does (in train mode BatchNorm would refuse the 1 x 1 maps). At
-    32 x 32 the P5 map is 1 x 1, where the seed's DAttention divides by ``Hk - 1`` and raises
-    ZeroDivisionError: that is why the seed's summary has no GFLOPs. (YOLOv5 counts with thop, which skips
-    matrix products; FlopCounterMode is used here so that only the scaling differs from :func:`gflops`.)
+    YOLOv5 counts with thop at one probe-size image (the largest stride, at least 32) and scales by the pixel
+    count; see :mod:`dattn.yolo.stock` for the rules and what they do not see. Any exception is swallowed, as
+    YOLOv5's ``except Exception`` does: with the seed's DAttention the 1 x 1 P5 map of the probe raised
+    ZeroDivisionError, which is why the seed's summary has no GFLOPs.
     """
-    h, w = _hw(img)
+    from .stock import yolov5_gflops
+
+    image_size(img)  # a bad size is the caller's error, not a profile failure
     try:
-        stride = max(int(model.stride.max()), 32) if hasattr(model, "stride") else 32
-        flops = count_flops(copy.deepcopy(model), stride)
-        return flops / 1e9 * (h / stride) * (w / stride)
+        return yolov5_gflops(model, img)
     except Exception:  # noqa: BLE001 (YOLOv5 swallows every exception here)
         return None
 
@@ -162,7 +179,7 @@ def scaling_table(
     from .model import build_model
 
     scales = list(scales)
-    h, w = _hw(img)
+    h, w = image_size(img)
     old_threads = torch.get_num_threads()
     rows = []
     bar = tqdm(total=len(scales) * (1 + (repeats if timing else 0)), desc="scaling table", disable=not progress)
