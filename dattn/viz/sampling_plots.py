@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from ..geometry import norm_to_pixel, pixel_to_norm
 from ..sampling import bilinear_sample
 from . import style
-from .plots import resize_image
+from .features import resize_image
 
 
 def border_profile(W: int = 6, n: int = 241) -> tuple[torch.Tensor, torch.Tensor]:
