@@ -249,7 +249,7 @@ def test_reference_points_off_the_map_are_drawn_ringed_and_counted(stride, n_out
     hand = int((np.add.outer(rows > 19.5, rows > 19.5)).sum())  # row or column past the map's last cell
     assert hand == n_out and len(artist(ax, "outside").get_offsets()) == n_out
     assert (f"{n_out} of {Hk * Hk} outside the map" if n_out else f"all {Hk * Hk} on the map") in ax.get_title()
-    assert any("outside the map" in t.get_text() for t in ax.get_legend().get_texts())
+    assert any("off the map" in t.get_text() for t in ax.get_legend().get_texts())
 
 
 def test_sampling_points_off_the_map_are_kept_in_view():
