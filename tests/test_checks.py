@@ -113,51 +113,47 @@ def test_reference_pixels_centered(capsys):
         checks.check_reference_pixels(CENTRED_ROWS, 5, 20, convention="middle")
 
 
-def seed_rows(Hk, H):
-    u = [(i + 0.5) / (Hk - 1) * 2 - 1 for i in range(Hk)]  # the seed's normalized rows
-    return [(ui + 1) / 2 * (H - 1) for ui in u]
+def seed_spacing(H, stride):
+    pad = 0 if stride == 3 else 1  # kernel 3: no padding when the kernel equals the stride
+    Hk = (H + 2 * pad - 3) // stride + 1
+    rows = [(i + 0.5) / (Hk - 1) * (H - 1) for i in range(Hk)]  # the seed's rows in pixels
+    return rows[1] - rows[0]
 
 
-def test_reference_rows_function(capsys):
-    for seed in range(4):
-        assert checks.check_reference_rows(seed_rows, seed=seed)
-        assert checks.check_reference_rows(lambda Hk, H: torch.tensor(seed_rows(Hk, H)), seed=seed)
-    assert checks.check_reference_rows(seed_rows)  # inputs made at check time
-    says(capsys, "Correct!", "grids you had not seen")
-
-    def no_half(Hk, H):
-        return [i * (H - 1) / (Hk - 1) for i in range(Hk)]
-
-    def centred(Hk, H):
-        return [(i + 0.5) * H / Hk - 0.5 for i in range(Hk)]
-
-    def hard_coded(Hk, H):  # the notebook's own example, for every input
-        return SEED_ROWS
-
-    for fn, mistake in [(no_half, "no_half"), (centred, "centered")]:
-        v = checks.check_reference_rows(fn, seed=0)
-        assert not v and v.mistake == mistake
-    v = checks.check_reference_rows(hard_coded, seed=0)
-    assert not v and v.mistake == "garbage"  # wrong count of rows on an unseen grid
-
-    def cheat(Hk, H):
-        return norm_to_pixel(reference_points(Hk, 1)[:, 0, 0], H)
-
+def test_seed_spacing_function(capsys):
+    for seed in range(6):
+        assert checks.check_seed_spacing(seed_spacing, seed=seed)
+    assert checks.check_seed_spacing(lambda H, s: torch.tensor(seed_spacing(H, s)))
+    says(capsys, "Correct!", "maps you had not seen")
+    wrong = {
+        "centered": lambda H, s: s,
+        "centered ": lambda H, s: H / ((H + 2 * (s != 3) - 3) // s + 1),
+        "divide_by_hk": lambda H, s: (H - 1) / ((H + 2 * (s != 3) - 3) // s + 1),
+        "h_not_h_minus_1": lambda H, s: H / ((H + 2 * (s != 3) - 3) // s),
+        "floor_hk": lambda H, s: (H - 1) / (H // s - 1),
+        "padding": lambda H, s: (H - 1) / ((H + 2 - 3) // s),  # pads at stride 3 too
+    }
+    for name, fn in wrong.items():
+        for seed in range(3):
+            v = checks.check_seed_spacing(fn, seed=seed)
+            assert not v and v.mistake == name.strip(), (name, seed, v)
+    says(capsys, "Not yet:")
+    from dattn.offsets import key_grid_size
     from dattn.viz.reference_plots import reference_grid_px
 
-    def cheat_viz(Hk, H):
-        return reference_grid_px(H, 1, max(1, H // Hk))[:, 0, 0]
-
-    for fn in (cheat, cheat_viz):
-        v = checks.check_reference_rows(fn, seed=0)
-        assert not v and v.mistake == "cheat"
-        says(capsys, "switches off")
-    for g in (None, 3, "seed_rows"):
-        assert_garbage(capsys, checks.check_reference_rows, g)
-    v = checks.check_reference_rows(lambda Hk, H: 1 / 0, seed=0)
+    cheats = [lambda H, s: (H - 1) / (key_grid_size(H, H, 3, s)[0] - 1),
+              lambda H, s: float(norm_to_pixel(reference_points(3, 1)[1, 0, 0] - reference_points(3, 1)[0, 0, 0] - 1,
+                                               H)),
+              lambda H, s: float(reference_grid_px(H, H, s)[1, 0, 0] - reference_grid_px(H, H, s)[0, 0, 0])]
+    for fn in cheats:
+        v = checks.check_seed_spacing(fn, seed=0)
+        assert not v and v.mistake == "cheat", v
+    for g in (None, 3, "seed_spacing"):
+        assert_garbage(capsys, checks.check_seed_spacing, g)
+    v = checks.check_seed_spacing(lambda H, s: 1 / 0, seed=0)
     assert not v and v.mistake == "raised" and "ZeroDivisionError" in v.message
-    for bad in (lambda Hk, H: "rows", lambda Hk, H: [float("nan")] * Hk, lambda Hk, H: None):
-        assert_garbage(capsys, checks.check_reference_rows, bad, seed=0)
+    for bad in (lambda H, s: "far", lambda H, s: float("nan"), lambda H, s: None, lambda H, s: [1.0, 2.0]):
+        assert_garbage(capsys, checks.check_seed_spacing, bad, seed=0)
 
 
 # -- notebook 2: offset bounds ----------------------------------------------------------------------------------
@@ -438,7 +434,7 @@ def test_parameter_count_of_the_seed_block(capsys):
 # -- solutions on request only ----------------------------------------------------------------------------------
 def test_solutions_only_on_request(capsys):
     assert set(checks.exercises()) >= {"key_count", "reference_pixels_seed", "reference_pixels_centered",
-                                       "reference_rows", "max_offset", "max_offset_diagonal", "bilinear",
+                                       "seed_spacing", "max_offset", "max_offset_diagonal", "bilinear",
                                        "position_gradient", "attention_flops", "attention", "parameter_count"}
     assert checks.exercises("02") == ["max_offset", "max_offset_diagonal"]
     checks.check_max_offset_pixels(3.0, 20, 2, 4)
@@ -456,9 +452,9 @@ def test_solutions_only_on_request(capsys):
 def test_every_solution_runs_and_is_accepted(capsys):
     """The worked solutions are code: run them and feed their result to their own checker."""
     ns: dict = {"torch": torch}
-    for key in ("reference_rows", "bilinear", "attention"):
+    for key in ("seed_spacing", "bilinear", "attention"):
         exec(checks.EXERCISES[key].solution, ns)  # noqa: S102 - our own solution text
-    assert checks.check_reference_rows(ns["seed_rows"], seed=0)
+    assert checks.check_seed_spacing(ns["seed_spacing"], seed=0)
     assert checks.check_bilinear(ns["my_bilinear"], seed=0)
     assert checks.check_attention(ns["my_attention"], seed=0)
     for key, check in [("key_count", lambda a: checks.check_key_count(a, 30, 30, 4)),

@@ -9,7 +9,7 @@ Correct! 4.22 pixels, at the two decimals the notebook shows.
 >>> checks.exercises("02")             # the keys of notebook 2's exercises    # doctest: +SKIP
 
 Every checker prints its verdict and returns a ``Verdict`` (true when right; ``.mistake`` names the
-diagnosis). Function exercises (``check_reference_rows``, ``check_bilinear``, ``check_attention``) run the
+diagnosis). Function exercises (``check_seed_spacing``, ``check_bilinear``, ``check_attention``) run the
 learner's function on inputs made at check time, with the helpers that compute the answer switched off.
 One module per notebook: ``nb0_keys``, ``nb1_reference``, ``nb2_offsets``, ``nb3_sampling``,
 ``nb4_attention``, ``nb5_yolo``; ``core`` holds what they share.
@@ -17,7 +17,7 @@ One module per notebook: ``nb0_keys``, ``nb1_reference``, ``nb2_offsets``, ``nb3
 
 from .core import EXERCISES, Verdict, exercises, hint, solution
 from .nb0_keys import check_key_count
-from .nb1_reference import check_reference_pixels, check_reference_rows
+from .nb1_reference import check_reference_pixels, check_seed_spacing
 from .nb2_offsets import check_max_offset_distance, check_max_offset_pixels
 from .nb3_sampling import check_bilinear, check_position_gradient
 from .nb4_attention import check_attention, check_attention_flops
@@ -35,7 +35,7 @@ __all__ = [
     "check_parameter_count",
     "check_position_gradient",
     "check_reference_pixels",
-    "check_reference_rows",
+    "check_seed_spacing",
     "exercises",
     "hint",
     "solution",

@@ -7,13 +7,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .. import geometry
-from ..offsets import key_grid_size
+from .. import geometry, offsets
 from .core import (
     BadAnswer,
     Verdict,
+    as_number,
     as_numbers,
-    as_tensor_result,
     close,
     first_match,
     fresh_seed,
@@ -48,14 +47,15 @@ rows = [(i + 0.5) * cell - 0.5 for i in range(Hk)]  # cell i covers pixels 4i ..
 print(rows)                                         # 1.5, 5.5, 9.5, 13.5, 17.5""",
 )
 register(
-    "reference_rows", "01",
-    hint="write the seed's formula for any Hk >= 2 and H: the rows (i + 0.5) / (Hk - 1), mapped to [-1, 1], then "
-         "to pixels with align_corners=True. Return Hk numbers (a list or a tensor).",
+    "seed_spacing", "01",
+    hint="the key grid has Hk = (H + 2*padding - kernel) // stride + 1 rows (padding kernel // 2, or 0 when the "
+         "kernel equals the stride); the seed spreads them evenly, its first row half a spacing below pixel 0 "
+         "and its last half a spacing past pixel H - 1, so consecutive rows are (H - 1) / (Hk - 1) pixels apart.",
     solution="""\
-def seed_rows(Hk, H):
-    i = torch.arange(Hk, dtype=torch.float64)
-    u = (i + 0.5) / (Hk - 1) * 2 - 1        # normalized, as the seed builds them
-    return (u + 1) / 2 * (H - 1)            # pixels of the H-row map (align_corners=True)""",
+def seed_spacing(H, stride, ksize=3):
+    pad = 0 if ksize == stride else ksize // 2      # the offset network's first conv
+    Hk = (H + 2 * pad - ksize) // stride + 1         # key rows
+    return (H - 1) / (Hk - 1)                        # rows (i + 0.5) * (H - 1) / (Hk - 1): stretched, not stride""",
 )
 
 
@@ -142,7 +142,7 @@ def check_reference_pixels(answer, Hk: int, H: int, convention: str = "seed", *,
 def _helpers() -> dict[str, Callable]:
     helpers = {"dattn.geometry.reference_points": geometry.reference_points,
                "dattn.geometry._seed_axis": geometry._seed_axis,
-               "dattn.geometry._centered_axis": geometry._centered_axis}
+               "dattn.offsets.key_grid_size": offsets.key_grid_size}
     try:
         from ..viz import reference_plots
     except ImportError:  # matplotlib missing: the figures' helper cannot be called either
@@ -151,35 +151,56 @@ def _helpers() -> dict[str, Callable]:
     return helpers
 
 
-def check_reference_rows(fn, *, seed: int | None = None, show_solution: bool = False) -> Verdict:
-    """Exercise ``reference_rows``: ``fn(Hk, H)`` returns the seed's Hk reference rows in pixels of an H-row
-    map. Checked on sizes made at check time, with ``reference_points`` switched off."""
-    key = "reference_rows"
+def _spacing_mistakes(H: int, stride: int, ksize: int) -> list[tuple[str, float | None, str]]:
+    Hk = offsets.key_grid_size(H, H, ksize, stride)[0]
+    padded = (H + 2 * (ksize // 2) - ksize) // stride + 1
+    floor_hk = H // stride
+    return [
+        *[("centered", value, "that is the centered grid's spacing (H / Hk, the stride when it divides H); the "
+                              "seed's Hk rows run from half a spacing after pixel 0 to half a spacing past pixel "
+                              "H - 1.") for value in (float(stride), H / Hk)],
+        ("padding", (H - 1) / (padded - 1) if padded > 1 and padded != Hk else None,
+         "when the kernel equals the stride the offset network's conv has no padding."),
+        ("divide_by_hk", (H - 1) / Hk, "the seed divides by Hk - 1, not by Hk."),
+        ("h_not_h_minus_1", H / max(Hk - 1, 1), "with align_corners=True the map spans H - 1 pixels from its "
+                                                "first to its last pixel centre."),
+        ("floor_hk", (H - 1) / (floor_hk - 1) if floor_hk > 1 and floor_hk != Hk else None,
+         "Hk is not H // stride: the conv keeps a partial last window."),
+    ]
+
+
+def check_seed_spacing(fn, *, seed: int | None = None, show_solution: bool = False) -> Verdict:
+    """Exercise ``seed_spacing``: ``fn(H, stride)`` returns the distance in pixels between two consecutive
+    reference rows of the seed's grid on an H-row map (kernel 3). Checked on sizes made at check time, with
+    ``key_grid_size`` and ``reference_points`` switched off."""
+    key = "seed_spacing"
     bad = not_a_function(key, fn, show_solution)
     if bad is not None:
         return bad
     rng = np.random.default_rng(fresh_seed(seed))
     cases = []
-    for stride in (2, 3, 4, 1):
+    for stride in (2, 4, 1, 3):  # stride 3 equals the kernel: no padding
         H = int(rng.integers(9, 41))
-        cases.append((key_grid_size(H, H, 3, stride)[0], H))
-    cases.append((2, int(rng.integers(5, 12))))  # two rows: both ends of the formula at once
-    for Hk, H in cases:
-        run = run_learner(fn, (Hk, H), _helpers())
+        H += int(stride > 1 and H % stride == 1)  # H = k * stride + 1 spaces the seed's rows exactly by the stride
+        cases.append((H, stride))
+    for H, stride in cases:
+        run = run_learner(fn, (H, stride), _helpers())
         if run.helper:
             return verdict(key, False, f"your function calls {run.helper}, which the check switches off: "
                                        f"write the formula yourself.", "cheat", show_solution, with_hint=False)
         if run.error is not None:
-            return verdict(key, False, f"for Hk={Hk}, H={H} your function raised {type(run.error).__name__}: "
-                                       f"{run.error}", "raised", show_solution)
+            return verdict(key, False, f"for H={H}, stride={stride} your function raised "
+                                       f"{type(run.error).__name__}: {run.error}", "raised", show_solution)
         try:
-            got = as_tensor_result(run.result, (Hk,), f"{Hk} pixel rows").numpy()
+            got = as_number(run.result, "one number of pixels")
         except BadAnswer as err:
-            return garbage(key, f"for Hk={Hk}, H={H} {err}", show_solution)
-        want = _seed(Hk, H)
+            return garbage(key, f"for H={H}, stride={stride}: {err}", show_solution)
+        Hk = offsets.key_grid_size(H, H, 3, stride)[0]
+        want = (H - 1) / (Hk - 1)
         if not close(got, want, 4):
-            name, text = _diagnose(got, want, Hk, H, "seed")
-            return verdict(key, False, f"for Hk={Hk}, H={H}: {text}", name, show_solution)
-    return verdict(key, True, f"your rows equal the seed's on {len(cases)} grids you had not seen "
-                              f"(Hk from {min(c[0] for c in cases)} to {max(c[0] for c in cases)}).",
-                   show_solution=show_solution)
+            found = first_match(got, [m for m in _spacing_mistakes(H, stride, 3)
+                                      if m[1] is not None and not close(m[1], want, 4)], 4)
+            name, text = found or ("other", "that is not the distance between two of the seed's rows.")
+            return verdict(key, False, f"for H={H}, stride={stride}: {text}", name, show_solution)
+    return verdict(key, True, f"your spacing is the seed's on {len(cases)} maps you had not seen: wider than the "
+                              f"stride, the grid is stretched as well as shifted.", show_solution=show_solution)
