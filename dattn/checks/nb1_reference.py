@@ -181,7 +181,10 @@ def check_seed_spacing(fn, *, seed: int | None = None, show_solution: bool = Fal
     cases = []
     for stride in (2, 4, 1, 3):  # stride 3 equals the kernel: no padding
         H = int(rng.integers(9, 41))
-        H += int(stride > 1 and H % stride == 1)  # H = k * stride + 1 spaces the seed's rows exactly by the stride
+        if stride == 3:
+            H += int(H % 3 == 0)  # only then does a padded conv give another grid
+        elif stride > 1:
+            H += int(H % stride == 1)  # H = k * stride + 1 would space the seed's rows exactly by the stride
         cases.append((H, stride))
     for H, stride in cases:
         run = run_learner(fn, (H, stride), _helpers())
