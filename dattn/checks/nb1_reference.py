@@ -182,7 +182,7 @@ def check_seed_spacing(fn, *, seed: int | None = None, show_solution: bool = Fal
     for stride in (2, 4, 1, 3):  # stride 3 equals the kernel: no padding
         H = int(rng.integers(9, 41))
         if stride == 3:
-            H += int(H % 3 == 0)  # only then does a padded conv give another grid
+            H += (2 - H % 3) % 3  # H = 3m + 2: a padded conv gives another grid, and it is not the stride's
         elif stride > 1:
             H += int(H % stride == 1)  # H = k * stride + 1 would space the seed's rows exactly by the stride
         cases.append((H, stride))
