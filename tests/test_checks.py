@@ -134,7 +134,7 @@ def test_seed_spacing_function(capsys):
         "padding": lambda H, s: (H - 1) / ((H + 2 - 3) // s),  # pads at stride 3 too
     }
     for name, fn in wrong.items():
-        for seed in range(3):
+        for seed in range(12):  # every draw of sizes tells each mistake from the right answer
             v = checks.check_seed_spacing(fn, seed=seed)
             assert not v and v.mistake == name.strip(), (name, seed, v)
     says(capsys, "Not yet:")
@@ -440,7 +440,7 @@ def test_solutions_only_on_request(capsys):
     checks.check_max_offset_pixels(3.0, 20, 2, 4)
     assert "Solution" not in capsys.readouterr().out
     checks.check_max_offset_pixels(3.0, 20, 2, 4, show_solution=True)
-    says(capsys, "Solution of 'max_offset'", "4.22")
+    says(capsys, "Solution of 'max_offset'", "4.17")
     checks.solution("bilinear")
     says(capsys, "def my_bilinear")
     checks.solution("nope")
@@ -458,12 +458,12 @@ def test_every_solution_runs_and_is_accepted(capsys):
     assert checks.check_bilinear(ns["my_bilinear"], seed=0)
     assert checks.check_attention(ns["my_attention"], seed=0)
     for key, check in [("key_count", lambda a: checks.check_key_count(a, 30, 30, 4)),
-                       ("max_offset", lambda a: checks.check_max_offset_pixels(a, 20, 2, 4)),
-                       ("max_offset_diagonal", lambda a: checks.check_max_offset_distance(a, 20, 2, 4)),
+                       ("max_offset", lambda a: checks.check_max_offset_pixels(a, 26, 4, 2)),
+                       ("max_offset_diagonal", lambda a: checks.check_max_offset_distance(a, 26, 4, 2)),
                        ("attention_flops", lambda a: checks.check_attention_flops(a, 1, 8, 400, 100, 64)),
                        ("position_gradient", checks.check_position_gradient),
-                       ("reference_pixels_seed", lambda a: checks.check_reference_pixels(a, 5, 20)),
-                       ("reference_pixels_centered", lambda a: checks.check_reference_pixels(a, 5, 20, "centered")),
+                       ("reference_pixels_seed", lambda a: checks.check_reference_pixels(a, 4, 14)),
+                       ("reference_pixels_centered", lambda a: checks.check_reference_pixels(a, 4, 14, "centered")),
                        ("parameter_count", lambda a: checks.check_parameter_count(
                            a, Bottleneck_DAttention(512, 512, [20, 20], k=(1, 3), e=1.0)))]:
         printed: list = []

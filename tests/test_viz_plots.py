@@ -248,8 +248,8 @@ def test_reference_points_off_the_map_are_drawn_ringed_and_counted(stride, n_out
     rows = (np.arange(Hk) + 0.5) * 19 / (Hk - 1)  # the seed's rows in map pixels, by hand
     hand = int((np.add.outer(rows > 19.5, rows > 19.5)).sum())  # row or column past the map's last cell
     assert hand == n_out and len(artist(ax, "outside").get_offsets()) == n_out
-    assert (f"{n_out} of {Hk * Hk} outside the map" if n_out else f"all {Hk * Hk} on the map") in ax.get_title()
-    assert any("off the map" in t.get_text() for t in ax.get_legend().get_texts())
+    assert (f"{n_out} of {Hk * Hk} off the map" if n_out else f"all {Hk * Hk} on the map") in ax.get_title()
+    assert any("off the map" in t.get_text() for t in ax.get_legend().get_texts()) == (n_out > 0)
 
 
 def test_sampling_points_off_the_map_are_kept_in_view():
@@ -259,7 +259,7 @@ def test_sampling_points_off_the_map_are_kept_in_view():
     ring = artist(ax, "outside").get_offsets()
     assert len(ring) >= 1 and np.allclose(ring[0], [11.5, -3.0])
     assert ax.get_ylim()[1] < -3.0 and ax.get_xlim()[1] > 11.5  # y axis points down: top limit below -3
-    assert "outside the map" in ax.get_title()
+    assert "off the map" in ax.get_title()
 
 
 def test_stride_zero_and_bad_strides_are_value_errors():

@@ -31,20 +31,20 @@ register(
     hint="the seed takes linspace(0.5, Hk - 0.5, Hk), divides by Hk - 1 and maps [0, 1] to [-1, 1]; "
          "with align_corners=True a normalized u is pixel (u + 1) / 2 * (H - 1).",
     solution="""\
-Hk, H = 5, 20
+Hk, H = 4, 14
 u = [(i + 0.5) / (Hk - 1) * 2 - 1 for i in range(Hk)]   # the seed's normalized rows
 rows = [(ui + 1) / 2 * (H - 1) for ui in u]              # = (i + 0.5) * (H - 1) / (Hk - 1)
-print([round(r, 2) for r in rows])                        # 2.38, 7.12, 11.88, 16.62, 21.38: the last is off the map""",
+print([round(r, 2) for r in rows])                        # 2.17, 6.5, 10.83, 15.17: the last is off the map""",
 )
 register(
     "reference_pixels_centered", "01",
     hint="the map's H rows are cut into Hk cells of H / Hk rows; a cell from pixel a to pixel b "
          "(its first and last pixel centres) has its centre at (a + b) / 2.",
     solution="""\
-Hk, H = 5, 20
-cell = H / Hk                                       # 4 rows per cell
-rows = [(i + 0.5) * cell - 0.5 for i in range(Hk)]  # cell i covers pixels 4i .. 4i + 3: centre 4i + 1.5
-print(rows)                                         # 1.5, 5.5, 9.5, 13.5, 17.5""",
+Hk, H = 4, 14
+cell = H / Hk                                       # 3.5 rows per cell
+rows = [(i + 0.5) * cell - 0.5 for i in range(Hk)]  # cell i runs from pixel 3.5 i - 0.5 to 3.5 (i + 1) - 0.5
+print(rows)                                         # 1.25, 4.75, 8.25, 11.75""",
 )
 register(
     "seed_spacing", "01",
@@ -178,14 +178,11 @@ def check_seed_spacing(fn, *, seed: int | None = None, show_solution: bool = Fal
     if bad is not None:
         return bad
     rng = np.random.default_rng(fresh_seed(seed))
-    cases = []
-    for stride in (2, 4, 1, 3):  # stride 3 equals the kernel: no padding
-        H = int(rng.integers(9, 41))
-        if stride == 3:
-            H += (2 - H % 3) % 3  # H = 3m + 2: a padded conv gives another grid, and it is not the stride's
-        elif stride > 1:
-            H += int(H % stride == 1)  # H = k * stride + 1 would space the seed's rows exactly by the stride
-        cases.append((H, stride))
+    # sizes that tell every diagnosed mistake from the right answer: at stride 2 an even H (spacing is not 2),
+    # at stride 4 H = 4m + 2 or 4m + 3 (H // 4 is not the conv's rows, and the spacing is not 4), at stride 3
+    # (the kernel: no padding) H = 3m + 2 (a padded conv would give one row more)
+    cases = [(2 * int(rng.integers(5, 20)), 2), (4 * int(rng.integers(3, 10)) + int(rng.integers(2, 4)), 4),
+             (int(rng.integers(9, 41)), 1), (3 * int(rng.integers(3, 13)) + 2, 3)]
     for H, stride in cases:
         run = run_learner(fn, (H, stride), _helpers())
         if run.helper:
@@ -194,6 +191,9 @@ def check_seed_spacing(fn, *, seed: int | None = None, show_solution: bool = Fal
         if run.error is not None:
             return verdict(key, False, f"for H={H}, stride={stride} your function raised "
                                        f"{type(run.error).__name__}: {run.error}", "raised", show_solution)
+        if run.result is None:
+            return garbage(key, f"for H={H}, stride={stride} your function returned None: return the spacing "
+                                f"in pixels.", show_solution)
         try:
             got = as_number(run.result, "one number of pixels")
         except BadAnswer as err:

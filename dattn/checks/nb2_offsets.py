@@ -14,20 +14,20 @@ register(
     hint="find Hk from the offset network's conv, (H + 2 - 3) // stride + 1; tanh reaches at most 1, times "
          "factor / (Hk - 1) normalized units; one normalized unit is (H - 1) / 2 pixels of the map.",
     solution="""\
-H, stride, factor = 20, 2, 4
-Hk = (H + 2 * 1 - 3) // stride + 1          # 10 key rows
-bound = factor / (Hk - 1)                   # normalized units: tanh(raw) <= 1
-print(round(bound * (H - 1) / 2, 2))        # 4.22 pixels along y (and the same along x)""",
+H, stride, factor = 26, 4, 2
+Hk = (H + 2 * 1 - 3) // stride + 1          # 7 key rows (26 // 4 would say 6)
+bound = factor / (Hk - 1)                   # normalized units: |tanh(raw)| <= 1
+print(round(bound * (H - 1) / 2, 2))        # 4.17 pixels along y (and the same along x)""",
 )
 register(
     "max_offset_diagonal", "02",
     hint="tanh bounds dy and dx separately, so both can reach the bound at the same time; "
          "the distance moved is sqrt(dy**2 + dx**2).",
     solution="""\
-H, stride, factor = 20, 2, 4
+H, stride, factor = 26, 4, 2
 Hk = (H + 2 * 1 - 3) // stride + 1
-b = factor / (Hk - 1) * (H - 1) / 2         # 4.22 px along each axis
-print(round((b**2 + b**2) ** 0.5, 2))       # 5.97 px: a key moving diagonally goes sqrt(2) times further""",
+b = factor / (Hk - 1) * (H - 1) / 2         # 4.17 px along each axis
+print(round((b**2 + b**2) ** 0.5, 2))       # 5.89 px: a key moving diagonally goes sqrt(2) times further""",
 )
 
 

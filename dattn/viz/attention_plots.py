@@ -87,7 +87,7 @@ def plot_attention(
     if colorbar:
         cb_label = style.LABELS["attention"] + (" / its largest" if relative else "")
         fig.colorbar(sc, ax=ax, shrink=0.8, label=cb_label)
-    style.legend(ax)
+    style.legend(ax, ncols=2)
     return fig
 
 
@@ -138,12 +138,12 @@ def plot_position_bias(image, trace: DAttentionTrace, query: tuple[int, int], he
     sc = scatter(ax, map_to_image(pos, map_hw, img_hw), "bias", "sampling points", c=bias.numpy(),
                  cmap="magma", s=70, edgecolors="black", linewidths=0.5, zorder=5)
     mark_query(ax, query, map_hw, img_hw)
-    n_out = mark_outside(ax, pos, map_hw, img_hw)
+    n_out = mark_outside(ax, pos, map_hw, img_hw, legend="auto")
     fit_points(ax, pos, map_hw, img_hw)
     ax.set_title(f"Position bias of query {tuple(query)}, head {head}, read at each key's deformed position\n"
                  f"{outside_note(n_out, len(pos))}")
     fig.colorbar(sc, ax=ax, shrink=0.8, label="bias added to the score")
-    style.legend(ax)
+    style.legend(ax, ncols=2)
     return fig
 
 

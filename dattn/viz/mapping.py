@@ -50,14 +50,6 @@ def outside_map(points_yx: torch.Tensor, map_hw: tuple[int, int]) -> torch.Tenso
     return (p[..., 0] < -0.5) | (p[..., 0] > H - 0.5) | (p[..., 1] < -0.5) | (p[..., 1] > W - 0.5)
 
 
-def only_padding(points_yx: torch.Tensor, map_hw: tuple[int, int]) -> torch.Tensor:
-    """Which map-pixel points read zero padding alone: all four bilinear neighbours off the map, which is
-    the case one pixel or more beyond the first or last pixel centre (y <= -1 or y >= H, same for x)."""
-    p = torch.as_tensor(points_yx, dtype=torch.float32)
-    H, W = map_hw
-    return (p[..., 0] <= -1) | (p[..., 0] >= H) | (p[..., 1] <= -1) | (p[..., 1] >= W)
-
-
 def image_hw_of(image, map_hw: tuple[int, int]) -> tuple[int, int]:
     """The (H, W) of the image, or the map's size when there is no image."""
     return tuple(map_hw) if image is None else tuple(style.as_hwc(image).shape[:2])
@@ -181,17 +173,18 @@ def fit_points(ax: Axes, points_yx: torch.Tensor, map_hw: tuple[int, int], img_h
 
 
 def mark_outside(
-    ax: Axes, points_yx: torch.Tensor, map_hw: tuple[int, int], img_hw: tuple[int, int], legend: bool = True
+    ax: Axes, points_yx: torch.Tensor, map_hw: tuple[int, int], img_hw: tuple[int, int],
+    legend: bool | str = True,
 ) -> int:
     """Ring the map-pixel points that lie outside the map's cells; return how many there are.
 
     The rings are one artist (gid "outside") that ``update_outside`` moves; the legend entry is a proxy so
-    that it shows even when no point is outside yet.
+    that it shows even when no point is outside yet (``legend="auto"``: only when some point is outside).
     """
     pts = torch.as_tensor(points_yx, dtype=torch.float32).reshape(-1, 2)
     out = outside_map(pts, map_hw)
     scatter(ax, map_to_image(pts[out], map_hw, img_hw).reshape(-1, 2), "outside", None, **style.OUTSIDE_STYLE)
-    if legend:
+    if legend is True or (legend == "auto" and bool(out.any())):
         ax.plot([], [], ls="", marker="o", ms=9, mfc="none", mec=style.OUTSIDE_COLOR, mew=1.6,
                 label=style.LABELS["outside"])
     return int(out.sum())
@@ -206,8 +199,8 @@ def update_outside(ax: Axes, points_yx: torch.Tensor, map_hw: tuple[int, int], i
 
 
 def outside_note(n_out: int, n: int) -> str:
-    """``"19 of 100 outside the map (ringed)"``, or ``"all 100 on the map"``."""
-    return f"{n_out} of {n} outside the map (ringed)" if n_out else f"all {n} on the map"
+    """``"19 of 100 off the map (ringed)"``, or ``"all 100 on the map"``."""
+    return f"{n_out} of {n} off the map (ringed)" if n_out else f"all {n} on the map"
 
 
 def find(ax: Axes, gid: str):

@@ -81,7 +81,7 @@ def plot_offsets(
         mark_query(ax, check_query(query, *map_hw), map_hw, img_hw)
     fit_points(ax, all_points_px(trace, batch), map_hw, img_hw)
     ax.set_title(title or offsets_title(trace, group, batch, label))
-    style.legend(ax)
+    style.legend(ax, ncols=2)
     return fig
 
 

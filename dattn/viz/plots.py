@@ -10,7 +10,7 @@ from .attention_plots import attention_sizes, plot_attention, query_attention, u
 from .bilinear_plots import bilinear_neighbours, bilinear_value, plot_bilinear, update_bilinear
 from .explorer_plots import explorer_figure, heaviest_key, update_explorer
 from .features import box_blur, build_model, features_from_image, image_channels, map_luminance, resize_image
-from .mapping import image_to_map, map_to_image, mark_query, only_padding, outside_map
+from .mapping import image_to_map, map_to_image, mark_query, outside_map
 from .offset_plots import plot_offsets, update_offsets
 from .reference_plots import plot_half_pixel_shift, plot_reference_grid, reference_grid_px
 
@@ -28,7 +28,6 @@ __all__ = [
     "map_luminance",
     "map_to_image",
     "mark_query",
-    "only_padding",
     "outside_map",
     "plot_attention",
     "plot_bilinear",

@@ -62,11 +62,11 @@ def plot_reference_grid(
     grid_style = dict(style.GRID_STYLE, s=max(4.0, 600.0 / max(H, W)) if max(H, W) > 16 else 40)
     scatter(ax, map_to_image(q, (H, W), img_hw), "grid", style.LABELS["grid"], **grid_style)
     scatter(ax, map_to_image(ref, (H, W), img_hw), "reference", style.LABELS["reference"], **style.REFERENCE_STYLE)
-    n_out = mark_outside(ax, ref, (H, W), img_hw)
+    n_out = mark_outside(ax, ref, (H, W), img_hw, legend="auto")
     fit_points(ax, ref, (H, W), img_hw)
-    ax.set_title(title or f"{H}x{W} map, stride {stride}, {convention!r}: {Hk}x{Wk} reference points\n"
+    ax.set_title(title or f"{Hk}x{Wk} reference points, stride {stride} ({convention})\n"
                           f"{outside_note(n_out, Hk * Wk)}")
-    style.legend(ax)
+    style.legend(ax, ncols=2)
     return fig
 
 
