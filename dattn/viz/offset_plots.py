@@ -42,9 +42,9 @@ def all_points_px(trace: DAttentionTrace, batch: int = 0) -> torch.Tensor:
 def offsets_title(trace: DAttentionTrace, group: int, batch: int = 0, label: str | None = None) -> str:
     """The default title: the group, the grid, and how many sampling points lie off the map."""
     n_out = int(_outside_count(trace, group, batch))
-    head = f"{label}: " if label else ""
-    return (f"{head}group {group}, offsets of the {trace.Hk}x{trace.Wk} reference points\n"
-            f"sampling points: {outside_note(n_out, trace.Hk * trace.Wk)}")
+    head = f"{label}, " if label else ""
+    return (f"{head}group {group}: offsets of {trace.Hk}x{trace.Wk} keys\n"
+            f"{outside_note(n_out, trace.Hk * trace.Wk)}")
 
 
 def _outside_count(trace: DAttentionTrace, group: int, batch: int) -> int:

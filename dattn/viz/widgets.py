@@ -404,7 +404,7 @@ def offsets_widget(image, size: int = 20, channels: int = 32, n_groups: int = 4,
         m = models[stride]
         m.offset_range_factor = offset_range_factor
         plot_offsets(image, m.trace(feats), group=group, ax=fig.add_subplot(),
-                     label=f"untrained DAttention, stride {stride}, factor {offset_range_factor:g}")
+                     label=f"untrained, stride {stride}, factor {offset_range_factor:g}")
 
     return PlotWidget(draw, {
         "stride": widgets.Dropdown(options=list(STRIDES), value=2, description="stride"),
