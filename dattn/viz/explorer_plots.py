@@ -28,7 +28,7 @@ def _panel(fig: Figure, name: str) -> Axes:
 
 def _offsets_panel_title(trace: DAttentionTrace, group: int) -> str:
     n_out = int(outside_map(trace.positions_px[0, group], (trace.H, trace.W)).sum())
-    return (f"Group {group}: its {trace.Hk}x{trace.Wk} keys, the same for every query\n"
+    return (f"Group {group}: {trace.Hk}x{trace.Wk} keys, for every query\n"
             f"{outside_note(n_out, trace.Hk * trace.Wk)}")
 
 
