@@ -62,6 +62,8 @@ def test_key_count(capsys):
         assert_hidden(out, 64)
     # no padding: a 3x3 conv with stride 3 has padding 0 (kernel = stride): (30 - 3) // 3 + 1 = 10 -> 100
     assert checks.check_key_count(100, H=30, W=30, stride=3)
+    v = checks.check_key_count(14 * 14, H=30, W=30, stride=2)  # (30 - 3) // 2 + 1 = 14: the conv unpadded
+    assert not v and v.mistake == "no_padding"
     for g in GARBAGE:
         assert_garbage(capsys, checks.check_key_count, g, 30, 30, 4)
 
@@ -378,6 +380,8 @@ def test_attention_function(capsys):
             "n m k, n c k -> n c m", (torch.einsum("n c m, n c k -> n m k", q, k) * s).softmax(1), v),
         "no_softmax": lambda q, k, v, s: torch.einsum("n m k, n c k -> n c m",
                                                       torch.einsum("n c m, n c k -> n m k", q, k) * s, v),
+        "scale_after_softmax": lambda q, k, v, s: torch.einsum(
+            "n m k, n c k -> n c m", torch.einsum("n c m, n c k -> n m k", q, k).softmax(-1) * s, v),
         "one_matmul": lambda q, k, v, s: (torch.einsum("n c m, n c k -> n m k", q, k) * s).softmax(-1),
         "transposed": lambda q, k, v, s: my_attention(q, k, v, s).transpose(1, 2),
     }
@@ -420,7 +424,10 @@ def test_parameter_count_of_the_seed_block(capsys):
     mistakes = [(right + 3 * parts["offset"], "shared by the groups"), (right - parts["pe"], "position encoding"),
                 (right - (c * c + c), "four 1x1 projections"), (right + c * 9 * (c - 1), "depth-wise"),
                 (right - 2 * Cg, "LayerNorm"), (right + 2, "last 1x1 conv has no bias"),
-                (right - 4 * c, "projections have biases"), (right - 4 * c, "BatchNorm layers were left out")]
+                (right - 4 * c, "projections have biases"), (right - 4 * c, "BatchNorm layers were left out"),
+                (right + 4 * c, "running mean and variance are buffers"), (right - c, "encoding's conv has a bias"),
+                (right - parts["offset"], "offset network was left out"), (right + Cg * 9 * (Cg - 1),
+                                                                          "one 3x3 kernel per channel")]
     for answer, text in mistakes:
         v = checks.check_parameter_count(answer, block)
         assert not v and text in v.message, (answer, text, v.message)
