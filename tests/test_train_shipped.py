@@ -90,3 +90,10 @@ def test_stride_sweep_record_and_training_gif():
     assert gif.stat().st_size < 1_000_000
     with Image.open(gif) as im:
         assert im.n_frames >= 10
+
+
+def test_assets_readme_names_every_file():
+    listed = (ASSETS / "README.md").read_text()
+    for path in ASSETS.iterdir():
+        if path.name != "README.md" and not path.name.startswith("."):
+            assert f"`{path.name}`" in listed, path.name

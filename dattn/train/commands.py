@@ -51,7 +51,8 @@ def compare_shipped_command(args: argparse.Namespace) -> dict[str, dict]:
           f"each model trained {cfg.steps} steps of {cfg.batch_size} scenes")
     if args.markdown:
         print("| variant | keys per group | accuracy | over seeds (mean ± std, min-max) | keys on objects | "
-              "scenes where a key reads the object | MFLOPs / image | train s |\n|---|---|---|---|---|---|---|---|")
+              "scenes where a key reads the object | MFLOPs / image | train s (CPU s) |")
+        print("|---|---|---|---|---|---|---|---|")
     out = {}
     for v, model in models.items():
         m = evaluate(model, scenes)
@@ -61,11 +62,12 @@ def compare_shipped_command(args: argparse.Namespace) -> dict[str, dict]:
         if args.markdown:
             print(f"| {v} | {keys} | {m['accuracy']:.3f} | {over} | {m['keys_on_objects']:.1%} | "
                   f"{m['scenes_reached']:.1%} | {m['gflops_per_image'] * 1e3:.1f} | "
-                  f"{model.info['train_seconds']:.0f} |")
+                  f"{model.info['train_seconds']:.0f} ({model.info.get('train_cpu_seconds', float('nan')):.0f}) |")
         else:
             print(f"{v:10s} accuracy {m['accuracy']:.4f}  seeds {over}  keys {keys}/group  keys on objects "
                   f"{m['keys_on_objects']:.1%}  scenes reached {m['scenes_reached']:.1%}  "
-                  f"{m['gflops_per_image'] * 1e3:.1f} MFLOPs/image  trained {model.info['train_seconds']:.0f} s")
+                  f"{m['gflops_per_image'] * 1e3:.1f} MFLOPs/image  trained {model.info['train_seconds']:.0f} s "
+                  f"({model.info.get('train_cpu_seconds', float('nan')):.0f} s CPU)")
         out[v] = dict(m, seeds=s)
     return out
 
@@ -109,13 +111,14 @@ def sweep_command(args: argparse.Namespace, base: Config, argv: list[str]) -> di
         cfg = Config(**{**overrides, "variant": v, "stride": s, "seed": seed,
                         **({"steps": args.steps} if args.steps else {})})
         print(f"[{i + 1}/{len(todo)}] {v}, stride {s}, seed {seed}", flush=True)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model, _, history = train(cfg, progress=not args.quiet)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         m = evaluate(model, heldout(cfg))
         print(f"    {format_metrics(m)}  ({seconds:.0f} s)", flush=True)
         record["runs"].append(dict(variant=v, stride=s, seed=seed, key_grid=cfg.key_grid, accuracy=m["accuracy"],
-                                   train_seconds=round(seconds, 2), threads=torch.get_num_threads(),
+                                   train_seconds=round(seconds, 2), train_cpu_seconds=round(cpu, 2),
+                                   threads=torch.get_num_threads(),
                                    metrics=m, final_loss=statistics.fmean(history.losses[-50:])))
         if args.record is not None:
             save_json(args.record, record)

@@ -83,8 +83,9 @@ def train_command(args: argparse.Namespace, cfg: Config, ck: dict | None, argv: 
             set_rng_states(ck["rng"])
             start, history, commands = ck["step"], History(**ck["history"]), [*ck["commands"], command]
             seconds, before = ck["train_seconds"], ck.get("metrics_before")
+            cpu = ck.get("train_cpu_seconds", 0.0)
         else:
-            start, history, commands, seconds, before = 0, History(), [command], 0.0, None
+            start, history, commands, seconds, cpu, before = 0, History(), [command], 0.0, 0.0, None
             if rank == 0:
                 before = evaluate(model, heldout(cfg))
                 print(f"before training: {format_metrics(before)}", flush=True)
@@ -93,7 +94,7 @@ def train_command(args: argparse.Namespace, cfg: Config, ck: dict | None, argv: 
             print(f"training {cfg.variant} from step {start} to {until} of {cfg.steps}; checkpoint {args.out}",
                   flush=True)
         net = torch.nn.parallel.DistributedDataParallel(model) if size > 1 else None
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
 
         options = dict(snapshot_every=args.snapshot_every, save_every=args.save_every,
                        export=None if args.export is None else str(args.export),
@@ -102,7 +103,8 @@ def train_command(args: argparse.Namespace, cfg: Config, ck: dict | None, argv: 
         def save(done: int) -> None:
             if rank == 0:
                 save_checkpoint(args.out, model, opt, done, history, commands,
-                                seconds + time.perf_counter() - t0, metrics_before=before, run_options=options)
+                                seconds + time.perf_counter() - t0, metrics_before=before, run_options=options,
+                                train_cpu_seconds=cpu + time.process_time() - c0)
 
         def periodic(done: int) -> None:
             if args.save_every and done % args.save_every == 0 and done < until:
@@ -111,7 +113,7 @@ def train_command(args: argparse.Namespace, cfg: Config, ck: dict | None, argv: 
         model, opt, history = train(cfg, model, opt, start, until, history, args.snapshot_every or 0,
                                     not args.quiet, net, should_stop=signals.stop, on_step=periodic)
         done = len(history.losses)
-        seconds += time.perf_counter() - t0
+        seconds, cpu = seconds + time.perf_counter() - t0, cpu + time.process_time() - c0
         save(done)
         if signals.signum is not None:
             if rank == 0:
@@ -121,12 +123,14 @@ def train_command(args: argparse.Namespace, cfg: Config, ck: dict | None, argv: 
             raise SystemExit(128 + signals.signum)
         record = dict(command=command, commands=commands, variant=cfg.variant, seed=cfg.seed, steps=done,
                       budget=dict(steps=cfg.steps, batch_size=cfg.batch_size, scenes=cfg.steps * cfg.batch_size),
-                      train_seconds=round(seconds, 2), threads=torch.get_num_threads(), processes=size,
+                      train_seconds=round(seconds, 2), train_cpu_seconds=round(cpu, 2),
+                      threads=torch.get_num_threads(), processes=size,
                       cpu_load_1min=round(os.getloadavg()[0], 2), torch=str(torch.__version__),
                       metrics_before=before)
         if rank == 0:
             record["metrics_after"] = after = evaluate(model, heldout(cfg))
-            print(f"after {done} steps ({seconds:.1f} s of training): {format_metrics(after)}", flush=True)
+            print(f"after {done} steps ({seconds:.1f} s of training, {cpu:.1f} s of CPU time): {format_metrics(after)}",
+                  flush=True)
             if args.export:
                 export(args.export, model, record)
             if args.gif and history.snapshots:
