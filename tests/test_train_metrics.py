@@ -86,8 +86,8 @@ def test_key_placement_and_evaluate_agree_with_direct_computations():
     scenes = make_scenes(20, size=24, seed=9, radius=(1, 1))
     p = key_placement(model, scenes, batch_size=7)  # several batches
     pos, ref = model.sampling_points(scenes.images)
-    assert torch.allclose(p["positions"], pos)
-    assert torch.equal(p["on"], points_on_masks(pos, scenes.masks))
+    assert torch.allclose(p["positions"], pos, atol=1e-4)  # batches of 7 round differently from one of 20
+    assert torch.equal(p["on"], points_on_masks(p["positions"], scenes.masks))
     m = evaluate(model, scenes)
     with torch.no_grad():
         logits = model(scenes.images)
