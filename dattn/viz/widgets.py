@@ -415,28 +415,34 @@ def offsets_widget(image, size: int = 20, channels: int = 32, n_groups: int = 4,
 
 
 def scene_explorer(model, scenes, n_scenes: int = 16) -> PlotWidget:
-    """Scene, query and head controls over the trained scene model's attention (first DAttention block)."""
-    from ..train import feature_to_image_px
+    """Scene, query and head controls over the trained scene model's attention (first DAttention block).
+
+    Indices are checked, not wrapped: a negative or too large scene, query or head raises ValueError."""
     from .trained_plots import plot_scene_keys
 
     block = model.blocks[0]
     S = model.cfg.feature_size
+    n = min(n_scenes, len(scenes))
     traces: dict[int, DAttentionTrace] = {}
 
     def draw(fig: Figure, scene: int, query_y: int, query_x: int, head: int) -> None:
+        for name, value, size in (("scene", scene, n), ("query_y", query_y, S), ("query_x", query_x, S),
+                                  ("head", head, block.n_heads)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
+                raise ValueError(f"{name} must be an integer in 0..{size - 1}, got {value!r}")
         if scene not in traces:
             traces[scene] = model.trace(scenes.images[scene : scene + 1])[0]
         t = traces[scene]
         group = t.group_of_head(head)
         weights = t.attn[0, head, query_y * t.W + query_x]  # (Ns,)
-        to_img = lambda p: feature_to_image_px(p, model.scale, model.shift)  # noqa: E731
-        query = to_img(torch.tensor([float(query_y), float(query_x)]))
-        plot_scene_keys(fig.add_subplot(), scenes.images[scene], scenes.masks[scene], to_img(t.positions_px[0, group]),
-                        to_img(t.reference_px), weights=weights, query=query.tolist(),
+        query = model.to_image_px(torch.tensor([float(query_y), float(query_x)]))
+        plot_scene_keys(fig.add_subplot(), scenes.images[scene], scenes.masks[scene],
+                        model.to_image_px(t.positions_px[0, group]), model.to_image_px(t.reference_px),
+                        weights=weights, query=query.tolist(), group=group,
                         title=f"scene {scene}, head {head} (group {group}): attention of query ({query_y}, {query_x})")
 
     return PlotWidget(draw, {
-        "scene": widgets.IntSlider(0, 0, min(n_scenes, len(scenes)) - 1, description="scene"),
+        "scene": widgets.IntSlider(0, 0, n - 1, description="scene"),
         "query_y": widgets.IntSlider(S // 2, 0, S - 1, description="query y"),
         "query_x": widgets.IntSlider(S // 2, 0, S - 1, description="query x"),
         "head": widgets.Dropdown(options=list(range(block.n_heads)), value=0, description="head"),
