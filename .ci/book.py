@@ -2,9 +2,12 @@
 
     python .ci/book.py [--out build/book]
 
-Widgets appear as their static fallback figure (each course widget carries an image/png beside its live
-view). TeX in the markdown is drawn by matplotlib's mathtext into inline SVG, so the pages need no MathJax
-from a CDN and read the same offline. Stops with nbclient's error, naming the cell, if any cell fails.
+The live widgets (``dattn.viz.live``: the explorer, the reference grid, the offsets) stay live: each output
+that carries their payload becomes the payload in a JSON script element, and one module script per page
+(``static/live.js`` itself) draws them, with no kernel and nothing fetched; their PNG shows until the script
+runs. Other widgets appear as their static fallback figure (an image/png beside the live view). TeX in
+the markdown is drawn by matplotlib's mathtext into inline SVG, so the pages need no MathJax from a CDN and
+read the same offline. Stops with nbclient's error, naming the cell, if any cell fails.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.mathtext import MathTextParser, math_to_image
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
+
+from dattn.viz.live import LIVE_MIME, book_script, live_html
 
 ROOT = Path(__file__).resolve().parents[1]
 MATH = re.compile(r"\$\$(.+?)\$\$|\$([^$\n]+?)\$", re.S)  # display $$...$$ or inline $...$
@@ -78,15 +83,21 @@ def title_and_summary(nb: nbformat.NotebookNode) -> tuple[str, str]:
 
 
 def static_page(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Drop live widget views (they need a kernel or a CDN), so each widget shows its static image/png;
-    draw the TeX of the markdown cells."""
+    """Live widgets (``LIVE_MIME``) become their embedded payload and a host for the page's script; other
+    widget views (they need a kernel or a CDN) are dropped, so each shows its static image/png; the TeX of
+    the markdown cells is drawn."""
     nb.metadata.pop("widgets", None)
+    n_live = 0
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = draw_math(cell.source)
         for out in cell.get("outputs", []):
             data = out.get("data", {})
-            if "image/png" in data:
+            if LIVE_MIME in data:
+                n_live += 1
+                host = live_html(data[LIVE_MIME], data.get("image/png"), f"dattn-live-{n_live}")
+                out["data"] = nbformat.from_dict({"text/html": host})
+            elif "image/png" in data:
                 data.pop("application/vnd.jupyter.widget-view+json", None)
     return nb
 
@@ -95,6 +106,9 @@ def offline(page: str, title: str) -> str:
     """The exported page without the scripts it would fetch from a CDN (the TeX is drawn already and the
     widgets are figures), titled after its notebook."""
     page = re.sub(r'<script src="https?://[^"]*">\s*</script>', "", page)
+    if "dattn-live-host" in page:  # the live widgets' script, once, after everything it mounts
+        head, body_end, tail = page.rpartition("</body>")
+        page = f"{head}{book_script()}\n{body_end}{tail}"
     return page.replace("<title>Notebook</title>", f"<title>{html.escape(title.replace('`', ''))}</title>", 1)
 
 
@@ -135,8 +149,10 @@ li a {{ font-size: 1.15em; font-weight: 600; color: #0b5394; text-decoration: no
 li p {{ margin: .3em 0 0; color: #444; }} img {{ max-width: 100%; border: 1px solid #ddd; }}
 </style></head><body>
 <h1>dattn: Deformable Attention, from reference points to YOLOv5</h1>
-<p>An interactive course, rendered with every cell executed. The widgets show their static figure here;
-run the notebooks in JupyterLab (<code>make lab</code>) to move them.</p>
+<p>An interactive course, rendered with every cell executed. The explorer and the widgets of notebooks 1
+and 2 stay live here (point at the image; the arrow keys move the query), drawn by a script in the page from
+numbers computed once: no kernel, no network. Run the notebooks in JupyterLab (<code>make lab</code>) to
+change the code.</p>
 <img src="explorer.png" alt="The explorer widget">
 <ol>
 {items}

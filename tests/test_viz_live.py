@@ -224,3 +224,27 @@ def test_map_to_image_is_what_the_untrained_explorer_uses():
     q = unpack(ex.data["queries"], "float32", (64, 2))
     assert np.allclose(q, map_to_image(torch.tensor([[i, j] for i in range(8) for j in range(8)]).float(), (8, 8),
                                        img.shape[:2]).numpy())
+
+
+def test_the_book_turns_a_live_output_into_its_payload_and_one_script(untrained):
+    """.ci/book.py on a notebook whose output is the explorer's display: the page holds the payload as JSON (the
+    same numbers), the PNG as the stand-in, and live.js once; a plain figure output is left alone."""
+    import importlib.util
+    from pathlib import Path
+
+    import nbformat
+
+    spec = importlib.util.spec_from_file_location("book", Path(__file__).resolve().parents[1] / ".ci" / "book.py")
+    book = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(book)
+    data, _ = untrained._repr_mimebundle_()
+    figure = {"image/png": data["image/png"], "text/plain": "<Figure>"}
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("explorer", outputs=[
+        nbformat.v4.new_output("display_data", data=data), nbformat.v4.new_output("display_data", data=figure)])])
+    outputs = book.static_page(nb).cells[0].outputs
+    assert list(outputs[0].data) == ["text/html"] and outputs[1].data == figure
+    page = book.offline(f"<html><body>{outputs[0].data['text/html']}</body></html>", "t")
+    payload = re.search(r'<script type="application/json" id="dattn-live-1">(.*?)</script>', page, re.S)[1]
+    assert json.loads(payload) == {"data": untrained.data, "selection": untrained.selection}
+    assert page.count('<script type="module">') == 1 and page.index("dattn-live-host") < page.index("mountStatic(el)")
+    assert f'src="data:image/png;base64,{data["image/png"]}"' in page

@@ -1,26 +1,16 @@
-"""The rendered HTML book: every notebook, in order, executed, without errors, widgets as figures."""
+"""The rendered HTML book: every notebook, in order, executed, without errors; the live widgets answer the pointer
+and the keys with no kernel and no network, other widgets show their figure."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
 
-import pytest
+from .live_checks import check_explorer, check_panel, explorers, panels
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
-
-
-@pytest.fixture(scope="module")
-def book(tmp_path_factory) -> Path:
-    spec = importlib.util.spec_from_file_location("book", ROOT / ".ci" / "book.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = tmp_path_factory.mktemp("book")
-    module.build(out)
-    return out
 
 
 def test_index_links_every_notebook_in_order(book):
@@ -40,7 +30,8 @@ def test_pages_hold_figures_and_no_errors(book):
         assert "&lt;Figure size" not in page, f"{name}: a figure came out as text, not as a picture"
         assert not re.search(r'<script src="https?:', page), f"{name} fetches a script from the network"
     explorer_page = (book / "04_attention.html").read_text()
-    assert "application/vnd.jupyter.widget-view+json" not in explorer_page  # the static figure stands in
+    assert "application/vnd.jupyter.widget-view+json" not in explorer_page  # no view that needs a kernel
+    assert explorer_page.count('class="dattn-live-host"') == 1 and explorer_page.count('<script type="module">') == 1
 
 
 def test_tex_is_drawn_not_left_as_dollars(book):
@@ -77,3 +68,23 @@ def test_screenshots_of_the_index_and_notebook_pages(book, page, screens):
     assert all(w > 0 for w in decoded(page))
     page.get_by_text("The explorer puts everything together").first.evaluate("e => e.scrollIntoView({block: 'start'})")
     page.screenshot(path=screens / "book_04_attention.png")
+
+
+def test_the_live_widgets_answer_with_no_kernel_and_no_network(book, page, screens):
+    requests, errors = [], []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((book / "04_attention.html").as_uri())
+    ex = explorers(page).first
+    ex.wait_for(timeout=10_000)
+    check_explorer(page, ex)
+    ex.screenshot(path=screens / "book_04_live_explorer.png")
+    page.goto((book / "01_reference_points.html").as_uri())
+    check_panel(panels(page).first, "convention", "centered")
+    page.goto((book / "02_learned_offsets.html").as_uri())
+    offsets = panels(page).first
+    check_panel(offsets, "group", "2")
+    check_panel(offsets, "stride", "4")
+    pages = {(book / f"{n}.html").as_uri() for n in ("04_attention", "01_reference_points", "02_learned_offsets")}
+    assert [u for u in requests if u not in pages and not u.startswith("data:")] == []
+    assert errors == []

@@ -430,12 +430,15 @@ class Explorer {
       const [y, x] = P(g, i);
       arrow(c, vp.X(v.ref[2 * i + 1]), vp.Y(v.ref[2 * i]), vp.X(x), vp.Y(y), pal.offset);
     }
-    // the keys of the other groups: the same for every query
+    // the keys of the other groups, faint: the same for every query, and read by every head's keys (proj_k)
+    c.save();
+    c.globalAlpha = 0.55;
     for (let gg = 0; gg < G; gg++) {
       if (gg === g) continue;
       const col = pal.groups[gg % pal.groups.length], shape = pal.markers[gg % pal.markers.length];
       for (let i = 0; i < Ns; i++) { const [y, x] = P(gg, i); marker(c, shape, vp.X(x), vp.Y(y), 3.6, col, "#000", 0.8, 1.5); }
     }
+    c.restore();
     // the head's group: the same keys, sized and coloured by this query's weights (lightest first)
     const order = Array.from({ length: Ns }, (_, i) => i).sort((a, b) => w[a] - w[b]);
     const shape = pal.markers[g % pal.markers.length];
@@ -502,7 +505,9 @@ class Explorer {
     this.read.query.textContent = `Query (y ${qy}, x ${qx}) of the ${d.H}x${d.W} map, at image pixel ` +
       `(${fmt(this.queries[2 * qi])}, ${fmt(this.queries[2 * qi + 1])}); ${where}head ${s.head} of ${d.n_heads}${opt}`;
     const heads = perGroup > 1 ? `heads ${g * perGroup}-${(g + 1) * perGroup - 1} share them` : "one head per group";
-    this.read.head.textContent = `Head ${s.head} weighs the ${Ns} keys (${v.Hk}x${v.Wk}) of group ${g} (${heads}).`;
+    this.read.head.textContent = `Head ${s.head} weighs the ${Ns} keys (${v.Hk}x${v.Wk}) of group ${g} (${heads}). ` +
+      `The offset network read the whole map once: these keys are the same for every query; moving the query ` +
+      `changes only their weights.`;
     const top = order.slice(-3).reverse(), rest = 1 - top.reduce((a, i) => a + w[i], 0);
     this.read.top.textContent = `Largest weights: ` + top.map((i) => `key ${i} at ${at(g, i)}: ${fmt(w[i], 3)}`).join("; ") +
       (Ns > 3 ? `; the other ${Ns - 3} keys: ${fmt(Math.max(rest, 0), 3)} together.` : ".");
