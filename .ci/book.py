@@ -35,16 +35,19 @@ from dattn.viz.live import LIVE_MIME, book_script, live_html
 ROOT = Path(__file__).resolve().parents[1]
 MATH = re.compile(r"\$\$(.+?)\$\$|\$([^$\n]+?)\$", re.S)  # display $$...$$ or inline $...$
 CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)  # spans where a dollar is only a dollar
-# TeX fractions that mathtext cannot parse (it has no \tfrac, and needs braces: \frac12), drawn as \frac{1}{2}
-TFRAC = re.compile(r"\\tfrac(?![A-Za-z])")
+# TeX that mathtext cannot parse: names it lacks (\tfrac, \ge ...) and fractions without braces (\frac12)
+ALIASES = {"tfrac": "frac", "dfrac": "frac", "ge": "geq", "le": "leq", "ne": "neq"}  # TeX names mathtext lacks
+ALIAS = re.compile(r"\\(" + "|".join(ALIASES) + r")(?![A-Za-z])")
 BARE_FRACTION = re.compile(r"\\frac\s*([0-9A-Za-z])\s*([0-9A-Za-z])")
+BARE_SQRT = re.compile(r"\\sqrt\s+([0-9A-Za-z])")
 MATH_PX = 15  # font size of the drawn TeX, a little above the 14 px body text of the lab template
 
 
 @functools.cache
 def tex_image(tex: str, display: bool) -> str:
     """An <img> holding `tex` drawn by mathtext as SVG, its baseline on the text's baseline."""
-    drawn = BARE_FRACTION.sub(r"\\frac{\1}{\2}", TFRAC.sub(r"\\frac", tex))
+    drawn = ALIAS.sub(lambda m: "\\" + ALIASES[m[1]], " ".join(tex.splitlines()))  # mathtext: one line
+    drawn = BARE_SQRT.sub(r"\\sqrt{\1}", BARE_FRACTION.sub(r"\\frac{\1}{\2}", drawn))
     with matplotlib.rc_context({"mathtext.fontset": "cm", "svg.fonttype": "path"}):
         prop = FontProperties(size=MATH_PX)
         width, height, depth, *_ = MathTextParser("path").parse(f"${drawn}$", dpi=72, prop=prop)
