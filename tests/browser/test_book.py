@@ -31,7 +31,9 @@ def test_pages_hold_figures_and_no_errors(book):
         assert not re.search(r'<script src="https?:', page), f"{name} fetches a script from the network"
     explorer_page = (book / "04_attention.html").read_text()
     assert "application/vnd.jupyter.widget-view+json" not in explorer_page  # no view that needs a kernel
-    assert explorer_page.count('class="dattn-live-host"') == 1 and explorer_page.count('<script type="module">') == 1
+    # one live host with its payload, and live.js once, mounting it
+    assert explorer_page.count('data-payload="dattn-live-') == 1 and explorer_page.count('id="dattn-live-1"') == 1
+    assert explorer_page.count("mountStatic(el);\n</script>") == 1
 
 
 def test_tex_is_drawn_not_left_as_dollars(book):
