@@ -44,15 +44,18 @@ def plot_gflops_vs_size(
     for x, a, b in zip(sizes, yolov5, counted, strict=True):
         ax.annotate(f"{a:.1f} / {b:.1f}", (x, max(a, b)), xytext=(0, 6), textcoords="offset points", ha="center",
                     fontsize=8)
+    ax.margins(y=0.12)
     ax.set_ylabel("GFLOPs per image")
-    ax.set_title("GFLOPs per image: YOLOv5's line vs torch's count")
+    ax.set_title("GFLOPs per image, labelled YOLOv5's line / torch's count")
     ax = axes[1]
     ax.loglog(sizes, formula, "-", color=style.GRID_COLOR, label="formula")
     ax.loglog(sizes, unseen, "o", color=style.OFFSET_COLOR, mec="black", label="measured (torch's counter)")
     for x, u in zip(sizes, unseen, strict=True):
         ax.annotate(f"{u:.2f}", (x, u), xytext=(6, -10), textcoords="offset points", fontsize=8)
+    ax.set_xticks(list(sizes), [str(x) for x in sizes])
+    ax.minorticks_off()
     ax.set_ylabel("GFLOPs thop does not see")
-    ax.set_title("What thop misses grows with (pixels)^2 at stride 1")
+    ax.set_title("What thop misses grows as the pixel count squared (stride 1)")
     for ax in axes:
         ax.set_xlabel("input size (pixels, square)")
         ax.legend(fontsize=8)
