@@ -102,11 +102,16 @@ def test_layer_params_bars_and_highlight():
     assert bars[8].get_facecolor() != bars[7].get_facecolor()  # the C3_DAttention layer stands out
 
 
-def test_gflops_vs_size_missed_share():
+def test_gflops_vs_size_draws_both_counts_and_the_unseen_part():
     from dattn.viz.yolo_plots import plot_gflops_vs_size
 
-    fig = plot_gflops_vs_size([320, 640], {"a": [10.0, 50.0]}, {"a": [10.0, 40.0]})
-    assert list(fig.axes[1].get_lines()[0].get_ydata()) == [0.0, 20.0]
+    fig = plot_gflops_vs_size([320, 640], [27.0, 110.0], [28.0, 112.5], [0.06, 1.0], [0.0625, 1.0])
+    left, right = fig.axes
+    assert [list(line.get_ydata()) for line in left.get_lines()] == [[27.0, 110.0], [28.0, 112.5]]
+    assert [t.get_text() for t in left.texts] == ["27.0 / 28.0", "110.0 / 112.5"]
+    assert right.get_xscale() == right.get_yscale() == "log"
+    assert [list(line.get_ydata()) for line in right.get_lines()] == [[0.0625, 1.0], [0.06, 1.0]]
+    assert [t.get_text() for t in right.texts] == ["0.06", "1.00"]
 
 
 def test_scaling_plot_labels_the_increase():
