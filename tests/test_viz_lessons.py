@@ -82,12 +82,16 @@ def test_log_spacing_values_and_plot():
 
 
 def test_cost_plot_bars_are_the_rows():
-    rows = [dict(name="dense", keys=100, gflops=2.0, ms=5.0, peak_mib_explicit=None, peak_mib_fused=1.0),
-            dict(name="stride 2", keys=25, gflops=0.5, ms=2.0, peak_mib_explicit=3.0, peak_mib_fused=0.5)]
+    rows = [dict(name="dense", keys=100, gflops=2.0, attention_gflops=1.5, scores_mib=4.0, peak_mib_explicit=None,
+                 peak_mib_fused=1.0, ms_best=5.0, ms_median=6.0, ms_worst=9.0),
+            dict(name="stride 2", keys=25, gflops=0.5, attention_gflops=0.25, scores_mib=1.0, peak_mib_explicit=3.0,
+                 peak_mib_fused=0.5, ms_best=2.0, ms_median=2.5, ms_worst=4.0)]
     fig = plot_cost(rows)
-    assert [p.get_height() for p in fig.axes[0].patches] == [2.0, 0.5]
-    assert [p.get_height() for p in fig.axes[1].patches] == [5.0, 2.0]
-    assert [p.get_height() for p in fig.axes[2].patches] == [0.0, 3.0, 1.0, 0.5]
+    assert [p.get_height() for p in fig.axes[0].patches] == [2.0, 0.5, 1.5, 0.25]  # forward, then attention
+    assert [p.get_height() for p in fig.axes[1].patches] == [4.0, 1.0, 1.0, 0.5]  # weights, then fused peak
+    assert [p.get_height() for p in fig.axes[2].patches] == [5.0, 2.0]  # best runs
+    (segments,) = [c.get_segments() for c in fig.axes[2].collections]
+    assert [(s[0][1], s[1][1]) for s in segments] == [(5.0, 9.0), (2.0, 4.0)]  # from best to worst
 
 
 def test_layer_params_bars_and_highlight():
