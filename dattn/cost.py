@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from .attention import DAttention
-from .profiling import count_flops, interleaved_medians, peak_memory
+from .offsets import sampling_positions
+from .profiling import best_times, count_flops, peak_memory
 
 
 class DenseAttention(nn.Module):
@@ -34,12 +38,15 @@ class DenseAttention(nn.Module):
 
 def cost_table(
     channel: int = 64, size: int = 40, strides: tuple[int, ...] = (1, 2, 4, 8), batch: int = 1,
-    n_heads: int = 8, n_groups: int = 4, reps: int = 3, budget_s: float = 0.5,
+    n_heads: int = 8, n_groups: int = 4, runs: int = 10, threads: int | None = 1,
 ) -> list[dict]:
-    """Measured cost of one forward of dense attention and of DAttention at each stride on a size x size map.
+    """Cost of one inference forward of dense attention and of DAttention at each stride on a size x size map.
 
-    Each row: name, keys per query, GFLOPs (torch's counter), milliseconds (median, all models timed in
-    turn), and peak MiB of the explicit path (which holds the HW x keys weights) and of the fused path.
+    Each row: ``name``, ``keys`` per query, ``gflops`` of the whole forward and ``attention_gflops`` of its
+    two attention products (both counted by torch's counter), ``scores_mib``: the HW x keys weights of all
+    heads that the explicit path holds, ``peak_mib_explicit`` and ``peak_mib_fused`` (peak tensor memory of
+    one call), and wall time in ms over ``runs`` interleaved single-threaded runs: ``ms_best``,
+    ``ms_median``, ``ms_worst``. FLOPs and bytes are the same on every run; the times are this machine's.
     """
     torch.manual_seed(0)
     x = torch.randn(batch, channel, size, size)
@@ -55,16 +62,64 @@ def cost_table(
                 return m(x)
         return run
 
-    times = interleaved_medians({k: call(m) for k, m in models.items()}, reps=reps, budget_s=budget_s)
+    times = best_times({k: call(m) for k, m in models.items()}, runs=runs, threads=threads)
     rows = []
     for name, m in models.items():
-        keys = size * size if name == "dense" else m.trace(x[:1]).Hk * m.trace(x[:1]).Wk
+        keys = size * size if name == "dense" else math.prod(m.key_grid(size, size))
         rows.append(dict(
-            name=name, keys=keys, gflops=count_flops(call(m)) / 1e9, ms=1e3 * times[name],
+            name=name, keys=keys, gflops=count_flops(call(m)) / 1e9,
+            attention_gflops=attention_flops(batch, n_heads, size * size, keys, channel // n_heads) / 1e9,
+            scores_mib=_mib(batch * n_heads * size * size * keys * x.element_size()),
             peak_mib_explicit=_mib(peak_memory(call(m, fused=False))) if isinstance(m, DAttention) else None,
             peak_mib_fused=_mib(peak_memory(call(m))),
+            **{f"ms_{k}": 1e3 * v for k, v in times[name].items()},
         ))
     return rows
+
+
+def attention_flops(batch: int, n_heads: int, n_queries: int, n_keys: int, head_dim: int) -> int:
+    """FLOPs of the two attention products, scores q k^T and weights times v, as torch's counter counts
+    them: ``scaled_dot_product_attention`` on (batch, n_heads) queries (n_queries, head_dim) and keys and
+    values (n_keys, head_dim), on meta tensors (nothing is computed)."""
+    q = torch.empty(batch, n_heads, n_queries, head_dim, device="meta")
+    kv = torch.empty(batch, n_heads, n_keys, head_dim, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        F.scaled_dot_product_attention(q, kv, kv)
+    return counter.get_total_flops()
+
+
+def sharing_cost(
+    channel: int = 64, size: int = 40, stride: int = 4, batch: int = 1, n_heads: int = 8, n_groups: int = 4,
+    n_per_query: int | None = None,
+) -> dict:
+    """What sharing the keys buys, for one DAttention on a size x size map.
+
+    The module's keys are read and projected once per image; with the same number of keys read separately
+    for every query (``n_per_query`` keys each, by default as many as DAttention's), the reads and the key
+    and value projections are repeated per query. Returns ``queries`` (HW), ``keys`` (Ns), and for
+    ``shared`` and ``per_query``: ``sampled_bytes`` (the key features read), ``kv_flops`` (the k and v
+    projections, counted by torch's counter on the real tensors) and ``attention_flops`` (the two products).
+    """
+    m = DAttention(channel, (size, size), n_heads=n_heads, n_groups=n_groups, stride=stride).eval()
+    x = torch.randn(batch, channel, size, size)
+    with torch.no_grad():
+        q = m.proj_q(x)  # (B, C, H, W)
+        offsets = m.offsets(q)  # (B*g, Hk, Wk, 2)
+        pos = sampling_positions(m.reference(*offsets.shape[1:3], size, size, x), offsets, m.offset_range_factor)
+        sampled = m.sample(x, pos)  # (B*g, C/g, Hk, Wk): every group's keys, read once
+        kv_in = rearrange(sampled, "(b g) c h w -> b (g c) 1 (h w)", b=batch)  # (B, C, 1, Ns)
+        kv_flops = count_flops(lambda: (m.proj_k(kv_in), m.proj_v(kv_in)))
+    HW, Ns = size * size, kv_in.shape[-1]
+    K = Ns if n_per_query is None else n_per_query
+    head_dim = channel // n_heads
+    return dict(
+        queries=HW, keys=Ns, per_query_keys=K,
+        shared=dict(sampled_bytes=sampled.numel() * sampled.element_size(), kv_flops=kv_flops,
+                    attention_flops=attention_flops(batch, n_heads, HW, Ns, head_dim)),
+        per_query=dict(sampled_bytes=HW * K * batch * channel * sampled.element_size(),
+                       kv_flops=HW * K * kv_flops // Ns,
+                       attention_flops=HW * attention_flops(batch, n_heads, 1, K, head_dim)),
+    )
 
 
 def _mib(b: int) -> float:

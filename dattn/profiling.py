@@ -94,6 +94,35 @@ def interleaved_medians(
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def best_times(
+    fns: dict[str, Callable[[], object]], runs: int = 10, threads: int | None = 1
+) -> dict[str, dict[str, float]]:
+    """Seconds per call of each fn over ``runs`` rounds, called in turn (one warm-up call each first), on
+    ``threads`` threads (torch's setting is restored after; None keeps it): for each name the ``best``
+    (the least disturbed run), the ``median`` and the ``worst``, so that a figure can show the spread."""
+    if not isinstance(fns, dict) or not fns:
+        raise ValueError(f"fns must be a non-empty dict of name -> function, got {fns!r}")
+    for name, fn in fns.items():
+        _check_callable(fn, f"best_times[{name!r}]")
+    if isinstance(runs, bool) or not isinstance(runs, numbers.Integral) or runs < 1:
+        raise ValueError(f"runs must be a positive int, got {runs!r}")
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        for fn in fns.values():  # warm-up
+            fn()
+        times: dict[str, list[float]] = {k: [] for k in fns}
+        for _ in range(runs):
+            for k, fn in fns.items():
+                t = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t)
+    finally:
+        torch.set_num_threads(before)
+    return {k: dict(best=min(v), median=statistics.median(v), worst=max(v)) for k, v in times.items()}
+
+
 class TensorMemory(TorchDispatchMode):
     """Context manager that follows the bytes of tensor storage created by PyTorch ops inside it.
 

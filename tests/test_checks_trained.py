@@ -6,12 +6,13 @@ import math
 import pytest
 import torch
 
-from dattn.checks_trained import SOLUTION, check_fixed_accuracy, fixed_accuracy_solution, reference_grid_px
+from dattn.checks import EXERCISES, check_fixed_accuracy, reference_grid_px, solution
 from dattn.data import make_scenes
 from dattn.train import read_from_masks
 from dattn.train.metrics import TOUCH
 
 SIZE = 18
+SOLUTION = EXERCISES["fixed_accuracy"].solution
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +49,13 @@ def test_diagnoses_the_likely_mistakes_without_the_answer(scenes, capsys):
     p, want = predicted(scenes, 6)
     p_near, want_near = predicted(scenes, 6, nearest=True)
     assert want_near < want - 0.05  # the nearest pixel misses many reads, so the mistake is visible
-    cases = [(p, "guesses right one time in 6"), (want_near, "nearest pixel"),
-             (predicted(scenes, 9)[1], "another stride"), (1 - p, "swapped"), (0.99, "too high"),
-             (1.5, "between 0 and 1")]
-    for answer, words in cases:
-        assert not check_fixed_accuracy(answer, 6, scenes)
+    cases = [(p, "guesses right one time in 6", "no_guess"), (want_near, "nearest pixel", "nearest"),
+             (predicted(scenes, 9)[1], "another stride", "stride"), (1 - p, "swapped", "swapped"),
+             (0.99, "too high", "other"), (1.5, "between 0 and 1", "range")]
+    for answer, words, mistake in cases:
+        v = check_fixed_accuracy(answer, 6, scenes)
         out = capsys.readouterr().out
-        assert out.startswith("Not yet") and words in out, (answer, out)
+        assert not v and v.mistake == mistake and out.startswith("Not yet") and words in out, (answer, out)
         for digits in (2, 3, 4):
             assert f"{want:.{digits}f}" not in out and f"{p:.{digits}f}" not in out
 
@@ -62,7 +63,8 @@ def test_diagnoses_the_likely_mistakes_without_the_answer(scenes, capsys):
 @pytest.mark.parametrize("garbage", [None, float("nan"), float("inf"), "0.6", [0.6], True, {"a": 1},
                                      torch.tensor([0.5, 0.6])])
 def test_garbage_gets_one_line(garbage, scenes, capsys):
-    assert check_fixed_accuracy(garbage, 6, scenes) is False
+    v = check_fixed_accuracy(garbage, 6, scenes)
+    assert not v and v.mistake == "garbage"
     out = capsys.readouterr().out
     assert len(out.strip().splitlines()) == 1 and out.startswith("Not yet")
 
@@ -70,8 +72,8 @@ def test_garbage_gets_one_line(garbage, scenes, capsys):
 def test_solution_only_on_request_and_it_is_right(scenes, capsys):
     check_fixed_accuracy(0.3, 6, scenes)
     assert "touched |=" not in capsys.readouterr().out
-    fixed_accuracy_solution()
-    assert capsys.readouterr().out.strip() == SOLUTION.strip()
+    solution("fixed_accuracy")
+    assert SOLUTION.strip() in capsys.readouterr().out
     check_fixed_accuracy(None, 6, scenes, show_solution=True)
     assert "touched |=" in capsys.readouterr().out
     for stride in (3, 6, 9):

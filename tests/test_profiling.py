@@ -77,7 +77,7 @@ def test_dense_attention_is_softmax_attention_over_all_pixels():
 
 
 def test_cost_table_rows():
-    rows = cost_table(channel=16, size=8, strides=(1, 2), n_heads=2, n_groups=2, reps=1, budget_s=0)
+    rows = cost_table(channel=16, size=8, strides=(1, 2), n_heads=2, n_groups=2, runs=1)
     assert [r["name"] for r in rows] == ["dense", "stride 1", "stride 2"]
     assert [r["keys"] for r in rows] == [64, 64, 16]
     # the two attention matmuls of dense attention: 2 * 2 * heads * HW * HW * head_dim

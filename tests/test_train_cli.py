@@ -283,3 +283,21 @@ def test_torchrun_with_two_processes_takes_the_single_process_steps(tmp_path):
         # zero, and Adam scales the rounding noise that stands in for it up to lr-sized steps
         tol = 4 * 2e-3 if name.endswith("proj_k.bias") else 1e-5
         assert torch.allclose(pa, pb, atol=tol), name
+
+
+def test_a_sweep_resumes_from_its_own_record(tmp_path, capsys):
+    """A rerun of the same sweep command reads its record back (JSON lists where the config has tuples), trains
+    only what is missing, and refuses a record made with another config."""
+    rec = tmp_path / "sweep.json"
+    sweep = ["--sweep", "--variants", "fixed", "--steps", "2", "--record", str(rec), *TINY]
+    main([*sweep, "--seeds", "0"])
+    first = json.loads(rec.read_text())["runs"]
+    assert [(r["variant"], r["seed"]) for r in first] == [("fixed", 0)]
+    capsys.readouterr()
+    main([*sweep, "--seeds", "0", "1"])
+    runs = json.loads(rec.read_text())["runs"]
+    assert [(r["variant"], r["seed"]) for r in runs] == [("fixed", 0), ("fixed", 1)] and runs[0] == first[0]
+    assert "[1/2]" not in capsys.readouterr().out  # seed 0 was not trained again
+    with pytest.raises(SystemExit) as e:
+        main([*sweep, "--seeds", "0", "--channels", "16"])
+    assert e.value.code == 2 and "another config" in capsys.readouterr().err

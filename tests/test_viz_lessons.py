@@ -82,12 +82,16 @@ def test_log_spacing_values_and_plot():
 
 
 def test_cost_plot_bars_are_the_rows():
-    rows = [dict(name="dense", keys=100, gflops=2.0, ms=5.0, peak_mib_explicit=None, peak_mib_fused=1.0),
-            dict(name="stride 2", keys=25, gflops=0.5, ms=2.0, peak_mib_explicit=3.0, peak_mib_fused=0.5)]
+    rows = [dict(name="dense", keys=100, gflops=2.0, attention_gflops=1.5, scores_mib=4.0, peak_mib_explicit=None,
+                 peak_mib_fused=1.0, ms_best=5.0, ms_median=6.0, ms_worst=9.0),
+            dict(name="stride 2", keys=25, gflops=0.5, attention_gflops=0.25, scores_mib=1.0, peak_mib_explicit=3.0,
+                 peak_mib_fused=0.5, ms_best=2.0, ms_median=2.5, ms_worst=4.0)]
     fig = plot_cost(rows)
-    assert [p.get_height() for p in fig.axes[0].patches] == [2.0, 0.5]
-    assert [p.get_height() for p in fig.axes[1].patches] == [5.0, 2.0]
-    assert [p.get_height() for p in fig.axes[2].patches] == [0.0, 3.0, 1.0, 0.5]
+    assert [p.get_height() for p in fig.axes[0].patches] == [2.0, 0.5, 1.5, 0.25]  # forward, then attention
+    assert [p.get_height() for p in fig.axes[1].patches] == [4.0, 1.0, 1.0, 0.5]  # weights, then fused peak
+    assert [p.get_height() for p in fig.axes[2].patches] == [5.0, 2.0]  # best runs
+    (segments,) = [c.get_segments() for c in fig.axes[2].collections]
+    assert [(s[0][1], s[1][1]) for s in segments] == [(5.0, 9.0), (2.0, 4.0)]  # from best to worst
 
 
 def test_layer_params_bars_and_highlight():
@@ -102,11 +106,16 @@ def test_layer_params_bars_and_highlight():
     assert bars[8].get_facecolor() != bars[7].get_facecolor()  # the C3_DAttention layer stands out
 
 
-def test_gflops_vs_size_missed_share():
+def test_gflops_vs_size_draws_both_counts_and_the_unseen_part():
     from dattn.viz.yolo_plots import plot_gflops_vs_size
 
-    fig = plot_gflops_vs_size([320, 640], {"a": [10.0, 50.0]}, {"a": [10.0, 40.0]})
-    assert list(fig.axes[1].get_lines()[0].get_ydata()) == [0.0, 20.0]
+    fig = plot_gflops_vs_size([320, 640], [27.0, 110.0], [28.0, 112.5], [0.06, 1.0], [0.0625, 1.0])
+    left, right = fig.axes
+    assert [list(line.get_ydata()) for line in left.get_lines()] == [[27.0, 110.0], [28.0, 112.5]]
+    assert [t.get_text() for t in left.texts] == ["27.0 / 28.0", "110.0 / 112.5"]
+    assert right.get_xscale() == right.get_yscale() == "log"
+    assert [list(line.get_ydata()) for line in right.get_lines()] == [[0.0625, 1.0], [0.06, 1.0]]
+    assert [t.get_text() for t in right.texts] == ["0.06", "1.00"]
 
 
 def test_scaling_plot_labels_the_increase():

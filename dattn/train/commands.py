@@ -94,7 +94,7 @@ def sweep_command(args: argparse.Namespace, base: Config, argv: list[str]) -> di
     variants, seeds = args.variants or list(VARIANTS), args.seeds if args.seeds is not None else [0, 1, 2]
     strides = args.strides or [base.stride]
     overrides = {k: v for k, v in config_overrides(args).items() if k != "stride"}
-    record = dict(command=command, base_config=asdict(base), runs=[])
+    record = dict(command=command, base_config=json.loads(json.dumps(asdict(base))), runs=[])  # tuples as in JSON
     if args.record is not None and args.record.exists():
         old = json.loads(args.record.read_text())
         if old.get("base_config", {}) | {"stride": 0} != record["base_config"] | {"stride": 0}:

@@ -167,24 +167,41 @@ def plot_log_cpb_spacing() -> Figure:
 
 
 def plot_cost(rows: list[dict]) -> Figure:
-    """Bars of GFLOPs, time and peak memory for the rows of ``dattn.cost.cost_table``."""
+    """The rows of ``dattn.cost.cost_table``: GFLOPs (the attention products' share hatched), memory (the
+    HW x keys weights the explicit path holds, and the fused path's peak), and wall time (best run as the
+    bar, the range of all runs as a line), with the numbers written on the bars."""
     names = [r["name"] for r in rows]
+    xs = np.arange(len(rows))
     colors = [style.QUERY_COLOR if n == "dense" else style.REFERENCE_COLOR for n in names]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
-    for ax, key, label in zip(axes, ("gflops", "ms", "peak"), ("GFLOPs", "time per forward (ms)",
-                                                                "peak tensor memory (MiB)"), strict=True):
-        if key == "peak":
-            explicit = [r["peak_mib_explicit"] or 0.0 for r in rows]
-            fused = [r["peak_mib_fused"] for r in rows]
-            xs = np.arange(len(rows))
-            ax.bar(xs - 0.2, explicit, 0.4, color=style.GRID_COLOR, label="explicit path (holds the weights)")
-            ax.bar(xs + 0.2, fused, 0.4, color=colors, label="fused path (forward)")
-            ax.set_xticks(xs, names)
-            ax.legend(fontsize=8)
-        else:
-            ax.bar(names, [r[key] for r in rows], color=colors)
-        ax.set_title(label)
-        ax.tick_params(axis="x", rotation=30)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.0), layout="constrained")
+    ax = axes[0]
+    ax.bar(xs, [r["gflops"] for r in rows], color=colors, edgecolor="black", lw=0.5, label="whole forward")
+    ax.bar(xs, [r["attention_gflops"] for r in rows], color="none", edgecolor="black", hatch="//", lw=0.5,
+           label="of which q k and weights v")
+    for x, r in zip(xs, rows, strict=True):
+        ax.annotate(f"{r['gflops']:.3f}", (x, r["gflops"]), ha="center", va="bottom", fontsize=8)
+    ax.set_title("GFLOPs (torch's counter; the same on every run)")
+    ax = axes[1]
+    ax.bar(xs - 0.2, [r["scores_mib"] for r in rows], 0.4, color=style.GRID_COLOR,
+           label="the HW x keys weights of all heads (an explicit path holds them)")
+    ax.bar(xs + 0.2, [r["peak_mib_fused"] for r in rows], 0.4, color=colors, edgecolor="black", lw=0.5,
+           label="fused path: peak tensor memory")
+    for x, r in zip(xs, rows, strict=True):
+        ax.annotate(f"{r['scores_mib']:.1f}", (x - 0.2, r["scores_mib"]), ha="center", va="bottom", fontsize=8)
+        ax.annotate(f"{r['peak_mib_fused']:.1f}", (x + 0.2, r["peak_mib_fused"]), ha="center", va="bottom",
+                    fontsize=8)
+    ax.set_title("memory of one forward (MiB)")
+    ax = axes[2]
+    best = np.array([r["ms_best"] for r in rows])
+    ax.bar(xs, best, color=colors, edgecolor="black", lw=0.5, label="best run")
+    ax.vlines(xs, best, [r["ms_worst"] for r in rows], color="black", lw=1.5, label="range of the runs")
+    for x, r in zip(xs, rows, strict=True):
+        ax.annotate(f"{r['ms_best']:.0f}", (x, r["ms_best"]), xytext=(4, 2), textcoords="offset points",
+                    fontsize=8)
+    ax.set_title("wall time per forward (ms), one thread: this machine only")
+    for ax in axes:
+        ax.set_xticks(xs, names, rotation=30)
+        ax.legend(fontsize=7)
     keys = ", ".join(f"{r['name']}: {r['keys']}" for r in rows)
-    fig.suptitle(f"One forward, measured here. Keys per query: {keys}", fontsize=10)
+    fig.suptitle(f"One inference forward. Keys per query: {keys}", fontsize=10)
     return fig

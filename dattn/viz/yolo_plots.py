@@ -28,22 +28,34 @@ def plot_layer_params(model: nn.Module, highlight: str = "C3_DAttention", title:
 
 
 def plot_gflops_vs_size(
-    sizes: Sequence[int], counted: dict[str, Sequence[float]], scaled: dict[str, Sequence[float | None]]
+    sizes: Sequence[int],
+    yolov5: Sequence[float],
+    counted: Sequence[float],
+    unseen: Sequence[float],
+    formula: Sequence[float],
 ) -> Figure:
-    """GFLOPs counted at each input size against YOLOv5's 32x32 profile scaled up, per model (left), and
-    how much the scaled profile misses, in percent of the true count (right)."""
+    """Left: GFLOPs of one model against the input size, as YOLOv5's summary line prints them (thop) and as
+    ``torch.utils.flop_counter`` counts them. Right: the GFLOPs thop cannot see (measured by torch's counter)
+    beside the formula for them, log-log, each point labelled with its value."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
-    colors = [style.QUERY_COLOR, style.REFERENCE_COLOR, style.OFFSET_COLOR, style.GRID_COLOR]
-    for (name, true), color in zip(counted.items(), colors, strict=False):
-        est = [np.nan if v is None else v for v in scaled[name]]
-        axes[0].plot(sizes, true, "-o", color=color, label=f"{name}: counted at the size")
-        axes[0].plot(sizes, est, "--x", color=color, label=f"{name}: 32x32 profile x (size/32)^2")
-        missed = [100 * (t - e) / t for t, e in zip(true, est, strict=True)]
-        axes[1].plot(sizes, missed, "-o", color=color, label=name)
-    axes[0].set_ylabel("GFLOPs")
-    axes[0].set_title("Counted at each size vs the scaled-up 32x32 profile")
-    axes[1].set_ylabel("missed by the scaled profile (% of the count)")
-    axes[1].set_title("Attention grows with pixels squared: the profile misses more as inputs grow")
+    ax = axes[0]
+    ax.plot(sizes, yolov5, "--s", color=style.REFERENCE_COLOR, mec="black", label="YOLOv5's summary line (thop)")
+    ax.plot(sizes, counted, "-o", color=style.QUERY_COLOR, mec="black", label="torch.utils.flop_counter")
+    for x, a, b in zip(sizes, yolov5, counted, strict=True):
+        ax.annotate(f"{a:.1f} / {b:.1f}", (x, max(a, b)), xytext=(0, 6), textcoords="offset points", ha="center",
+                    fontsize=8)
+    ax.margins(y=0.12)
+    ax.set_ylabel("GFLOPs per image")
+    ax.set_title("GFLOPs per image, labelled YOLOv5's line / torch's count")
+    ax = axes[1]
+    ax.loglog(sizes, formula, "-", color=style.GRID_COLOR, label="formula")
+    ax.loglog(sizes, unseen, "o", color=style.OFFSET_COLOR, mec="black", label="measured (torch's counter)")
+    for x, u in zip(sizes, unseen, strict=True):
+        ax.annotate(f"{u:.2f}", (x, u), xytext=(6, -10), textcoords="offset points", fontsize=8)
+    ax.set_xticks(list(sizes), [str(x) for x in sizes])
+    ax.minorticks_off()
+    ax.set_ylabel("GFLOPs thop does not see")
+    ax.set_title("What thop misses grows as the pixel count squared (stride 1)")
     for ax in axes:
         ax.set_xlabel("input size (pixels, square)")
         ax.legend(fontsize=8)
