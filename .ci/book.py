@@ -137,7 +137,7 @@ def build(out: Path, timeout: int = 300) -> list[dict]:
         page.write_text(offline(body, title), encoding="utf-8")
         pages.append(dict(file=page.name, notebook=path.name, title=title, summary=summary, seconds=seconds))
         print(f"{path.name}: {seconds:.1f} s -> {page.relative_to(ROOT) if page.is_relative_to(ROOT) else page}")
-    shutil.copy(ROOT / "assets" / "explorer.png", out / "explorer.png")
+    shutil.copy(ROOT / "assets" / "book_live_explorer.png", out / "explorer.png")
     (out / "index.html").write_text(index_page(pages), encoding="utf-8")
     return pages
 
@@ -160,7 +160,7 @@ li p {{ margin: .3em 0 0; color: #444; }} img {{ max-width: 100%; border: 1px so
 and 2 stay live here (point at the image; the arrow keys move the query), drawn by a script in the page from
 numbers computed once: no kernel, no network. Run the notebooks in JupyterLab (<code>make lab</code>) to
 change the code.</p>
-<img src="explorer.png" alt="The explorer widget">
+<img src="explorer.png" alt="The live explorer of the trained scene model (notebooks 0 and 4)">
 <ol>
 {items}
 </ol>
