@@ -122,6 +122,23 @@ def seed_spacing(H, stride):
     return rows[1] - rows[0]
 
 
+def test_seed_spacing_success_message_is_true_of_the_sizes_it_checks(capsys):
+    """The verdict says the spacing is 1 pixel at stride 1 and wider than the stride elsewhere: the sizes the
+    checker tries, recorded here, must bear that out (a hand formula, not the checker's)."""
+    for seed in range(40):
+        seen = []
+
+        def recording(H, stride, seen=seen):
+            seen.append((H, stride))
+            return seed_spacing(H, stride)
+
+        assert checks.check_seed_spacing(recording, seed=seed)
+        assert sorted(s for _, s in seen) == [1, 2, 3, 4]
+        for H, stride in seen:
+            assert (seed_spacing(H, stride) > stride + 1e-9) == (stride > 1), (H, stride)
+    says(capsys, "1 pixel at stride 1, wider than the stride on the other 3")
+
+
 def test_seed_spacing_function(capsys):
     for seed in range(6):
         assert checks.check_seed_spacing(seed_spacing, seed=seed)

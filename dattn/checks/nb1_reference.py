@@ -55,7 +55,7 @@ register(
 def seed_spacing(H, stride, ksize=3):
     pad = 0 if ksize == stride else ksize // 2      # the offset network's first conv
     Hk = (H + 2 * pad - ksize) // stride + 1         # key rows
-    return (H - 1) / (Hk - 1)                        # rows (i + 0.5) * (H - 1) / (Hk - 1): stretched, not stride""",
+    return (H - 1) / (Hk - 1)                        # rows (i + 0.5) * (H - 1) / (Hk - 1): often wider than stride""",
 )
 
 
@@ -205,5 +205,7 @@ def check_seed_spacing(fn, *, seed: int | None = None, show_solution: bool = Fal
                                       if m[1] is not None and not close(m[1], want, 4)], 4)
             name, text = found or ("other", "that is not the distance between two of the seed's rows.")
             return verdict(key, False, f"for H={H}, stride={stride}: {text}", name, show_solution)
-    return verdict(key, True, f"your spacing is the seed's on {len(cases)} maps you had not seen: wider than the "
-                              f"stride, the grid is stretched as well as shifted.", show_solution=show_solution)
+    wider = sum(stride > 1 for _, stride in cases)  # the sizes are picked so that stride does not divide H - 1
+    return verdict(key, True, f"your spacing is the seed's on {len(cases)} maps you had not seen: 1 pixel at "
+                              f"stride 1, wider than the stride on the other {wider}: there the grid is stretched as "
+                              f"well as shifted.", show_solution=show_solution)
