@@ -81,3 +81,16 @@ def test_map_averages_the_classes_of_the_labels():
 def test_bad_thresholds():
     with pytest.raises(ValueError, match=r"must be in \[0, 1\], got 1.5 and 0.6"):
         mt.detections(torch.zeros(1, 7), conf_thres=1.5)
+
+
+def test_detect_py_settings_best_class_and_agnostic_nms():
+    # box A: objectness 0.5, classes 0.9 / 0.3 -> scores 0.45 / 0.15; box B, shifted 1 pixel (IoU 380 / 420):
+    # objectness 0.45, classes 0.1 / 0.8 -> scores 0.045 / 0.36
+    pred = torch.tensor([[50.0, 50, 20, 20, 0.5, 0.9, 0.3], [51, 50, 20, 20, 0.45, 0.1, 0.8]])
+    a = mt.detections(pred[:1], conf_thres=0.1, iou_thres=0.45)
+    assert a[:, 5].tolist() == [0, 1] and a[:, 4].tolist() == pytest.approx([0.45, 0.15])  # val.py: both classes
+    assert mt.detections(pred[:1], conf_thres=0.1, iou_thres=0.45, multi_label=False)[:, 5].tolist() == [0]
+    best = mt.detections(pred, conf_thres=0.1, iou_thres=0.45, multi_label=False)
+    assert best[:, 5].tolist() == [0, 1] and best[:, 4].tolist() == pytest.approx([0.45, 0.36])  # per-class NMS
+    one = mt.detections(pred, conf_thres=0.1, iou_thres=0.45, multi_label=False, agnostic=True)
+    assert one[:, 5].tolist() == [0] and one[:, 4].tolist() == pytest.approx([0.45])

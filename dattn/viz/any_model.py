@@ -230,13 +230,15 @@ def _show_everything(ax: Axes, rec: ModuleTrace, points_map: torch.Tensor) -> in
 
 def plot_keys(image, rec: ModuleTrace, head: int = 0, query: tuple[int, int] | None = None, ax: Axes | None = None,
               title: str | None = None, alpha: float = 0.75, colorbar: bool = True, batch: int = 0,
-              legend: bool = True) -> Figure:
+              legend: bool = True, vmax: float | None = None, marker_scale: float = 0.5) -> Figure:
     """The sampled keys of one head's group on the input image: coloured and sized by the attention weight of
     ``query`` (a map cell (y, x)), or, with ``query=None``, as offset arrows from their reference points.
 
     Drawn by the course's ``plot_attention`` / ``plot_offsets`` on the map's pixel grid, with the input image
     laid under the map's cells (image pixels on the bottom and left axes); keys off the image are circled.
-    ``image`` (uint8, or floats in [0, 1]) is the traced input ``batch`` of the trace.
+    ``image`` (uint8, or floats in [0, 1]) is the traced input ``batch`` of the trace. Weights are coloured
+    relative to the query's largest, or on the absolute scale 0..``vmax`` when given (to compare queries);
+    ``marker_scale`` shrinks the markers of the course's figure, made for maps of a few dozen keys.
     """
     from . import plot_attention, plot_offsets  # the course's figures (imported late: this module is in dattn.viz)
 
@@ -250,8 +252,16 @@ def plot_keys(image, rec: ModuleTrace, head: int = 0, query: tuple[int, int] | N
     if query is None:
         fig = plot_offsets(None, tr, group, ax=ax, title=title, batch=batch)
     else:
-        fig = plot_attention(None, tr, query, head, ax=ax, colorbar=colorbar, title=title, relative=True, batch=batch)
+        fig = plot_attention(None, tr, query, head, ax=ax, colorbar=colorbar, title=title, relative=vmax is None,
+                             batch=batch)
     ax = ax or fig.axes[0]
+    if query is not None:
+        sc = next(c for c in ax.collections if c.get_gid() == "attention")
+        if vmax is not None:
+            w = np.asarray(sc.get_array())  # the weights, lightest first
+            sc.set_clim(0.0, vmax)
+            sc.set_sizes(8.0 + 252.0 * w / vmax)
+        sc.set_sizes(sc.get_sizes() * marker_scale)
     _image_under_map(ax, image, rec, alpha)
     _image_axes(ax, rec)
     _show_everything(ax, rec, tr.positions_px[batch, group])

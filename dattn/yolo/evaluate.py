@@ -44,17 +44,19 @@ def letterbox(images: np.ndarray, side: int) -> tuple[torch.Tensor, tuple[int, i
 
 @torch.no_grad()
 def predict(model: nn.Module, images: np.ndarray, img: int | None = None, conf_thres: float = 0.001,
-            iou_thres: float = 0.6, max_det: int = 300, multi_label: bool = True) -> list[torch.Tensor]:
+            iou_thres: float = 0.6, max_det: int = 300, multi_label: bool = True, agnostic: bool = False
+            ) -> list[torch.Tensor]:
     """Detections (n, 6: x1, y1, x2, y2, score, class) in the pixels of each (S, S, 3) uint8 image.
 
-    The defaults are ``val.py``'s; ``detect.py`` draws with ``conf_thres=0.25, iou_thres=0.45, multi_label=False``.
+    The defaults are ``val.py``'s; ``detect.py`` draws with ``conf_thres=0.25, iou_thres=0.45, multi_label=False``
+    (and ``agnostic=True`` with ``--agnostic-nms``).
     """
     S = images.shape[1]
     x, (top, left) = letterbox(images, val_side(img or S))
     preds = model(x)[0]  # (N, A, 5 + nc) decoded, in padded pixels
     out = []
     for p in preds:
-        d = detections(p, conf_thres, iou_thres, max_det, multi_label=multi_label)
+        d = detections(p, conf_thres, iou_thres, max_det, multi_label=multi_label, agnostic=agnostic)
         d[:, [0, 2]] -= left
         d[:, [1, 3]] -= top
         d[:, :4] = d[:, :4].clamp(0, S)

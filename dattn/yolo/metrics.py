@@ -71,11 +71,12 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, iou_th
 
 
 def detections(pred: torch.Tensor, conf_thres: float = 0.001, iou_thres: float = 0.6, max_det: int = 300,
-               max_nms: int = 30000, multi_label: bool = True) -> torch.Tensor:
+               max_nms: int = 30000, multi_label: bool = True, agnostic: bool = False) -> torch.Tensor:
     """One image's decoded predictions (A, 5 + nc): box xywh, objectness, class probabilities ->
     detections (n, 6): x1, y1, x2, y2, score, class, in descending score.
 
-    ``multi_label=False`` keeps only each box's best class (YOLOv5's ``detect.py``; ``val.py`` keeps them all).
+    ``multi_label=False`` keeps only each box's best class (YOLOv5's ``detect.py``; ``val.py`` keeps them all);
+    ``agnostic=True`` lets boxes of any class suppress each other (``detect.py --agnostic-nms``).
     """
     if not (0 <= conf_thres <= 1 and 0 <= iou_thres <= 1):
         raise ValueError(f"conf_thres and iou_thres must be in [0, 1], got {conf_thres} and {iou_thres}")
@@ -89,7 +90,7 @@ def detections(pred: torch.Tensor, conf_thres: float = 0.001, iou_thres: float =
         cls = cls[box_i]
     cand = torch.cat((xywh_to_xyxy(pred[box_i, :4]), scores[box_i, cls, None], cls[:, None].float()), 1)
     cand = cand[torch.argsort(cand[:, 4], descending=True, stable=True)[:max_nms]]  # (n, 6)
-    keep = nms(cand[:, :4], cand[:, 4], cand[:, 5], iou_thres, max_det)
+    keep = nms(cand[:, :4], cand[:, 4], torch.zeros_like(cand[:, 5]) if agnostic else cand[:, 5], iou_thres, max_det)
     return cand[keep]
 
 
