@@ -6,8 +6,9 @@ Each module holds one idea of the course, in the order of the notebooks:
 * ``dattn.offsets``   the offset network and its tanh bound              (notebook 2)
 * ``dattn.sampling``  bilinear sampling by hand and with grid_sample     (notebook 3)
 * ``dattn.attention`` DAttention, its fused path and ``trace``           (notebook 4)
+* ``dattn.position_bias``  the table, log-CPB and fixed position biases   (notebook 4)
 * ``dattn.yolo``      YOLOv5 blocks, C3_DAttention, yaml models, FLOPs   (notebook 5)
-* ``dattn.data``, ``dattn.train``  synthetic scenes and a trained model  (notebook 6)
+* ``dattn.data``, ``dattn.train``  synthetic scenes and the trained models (notebook 6)
 * ``dattn.viz``       plots and widgets; ``dattn.checks`` exercise checkers
 """
 

@@ -7,60 +7,28 @@ that the course can teach them one at a time; ``DAttention.trace`` returns all o
 
 from __future__ import annotations
 
-import math
+import numbers
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .geometry import REF_CONVENTIONS, norm_to_pixel, query_grid, reference_points
-from .offsets import bound_offsets, grouped_offsets, key_grid_size, offset_network, sampling_positions
+from .geometry import REF_CONVENTIONS, _check_size, norm_to_pixel, query_grid, reference_points
+from .offsets import (
+    bound_offsets,
+    check_offset_range_factor,
+    grouped_offsets,
+    key_grid_size,
+    offset_network,
+    sampling_positions,
+)
+from .position_bias import fixed_bias, log_cpb_bias, table_bias
 from .sampling import sample_keys
 
 PE_KINDS = ("dwc", "fixed", "log_cpb", "table", "none")
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Position-encoding biases: each returns an additive attention bias (B*heads, HW, Ns).
-# ----------------------------------------------------------------------------------------------------------
-def displacement(q_grid: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Normalized (y, x) vector from every sampled key to every query: (B*g, HW, Ns, 2).
-
-    q_grid (H, W, 2), pos (B*g, Hk, Wk, 2).
-    """
-    q = rearrange(q_grid, "h w p -> 1 (h w) 1 p")
-    k = rearrange(pos, "bg h w p -> bg 1 (h w) p")
-    return q - k
-
-
-def table_bias(table: torch.Tensor, q_grid: torch.Tensor, pos: torch.Tensor, n_groups: int) -> torch.Tensor:
-    """Bias read from a (heads, 2H-1, 2W-1) relative-position table at the continuous displacements.
-
-    The table spans displacements of -2..+2 in normalized units; halving the displacement maps it onto the
-    table's [-1, 1] and grid_sample interpolates between its entries. Returns (B*heads, HW, Ns).
-    """
-    Bg = pos.shape[0]
-    B = Bg // n_groups
-    tab = rearrange(table, "(g hg) th tw -> g hg th tw", g=n_groups)
-    tab = tab[None].expand(B, -1, -1, -1, -1).reshape(Bg, -1, *table.shape[-2:])  # (B*g, hg, 2H-1, 2W-1)
-    grid = (displacement(q_grid, pos) * 0.5).flip(-1).to(table.dtype)  # (B*g, HW, Ns, 2) as (x, y)
-    bias = F.grid_sample(tab, grid, mode="bilinear", align_corners=True)  # (B*g, hg, HW, Ns)
-    return rearrange(bias, "bg hg m n -> (bg hg) m n")
-
-
-def log_cpb_bias(mlp: nn.Module, q_grid: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Swin-V2 style continuous bias: an MLP of the log-spaced displacement. Returns (B*heads, HW, Ns)."""
-    d = displacement(q_grid, pos) * 4.0  # (B*g, HW, Ns, 2), roughly in [-8, 8]
-    d = torch.sign(d) * torch.log2(d.abs() + 1.0) / math.log2(8.0)
-    bias = mlp(d)  # (B*g, HW, Ns, hg)
-    return rearrange(bias, "bg m n hg -> (bg hg) m n")
-
-
-def fixed_bias(table: torch.Tensor, B: int) -> torch.Tensor:
-    """A learned bias per (head, query, key) pair, (heads, HW, Ns) -> (B*heads, HW, Ns)."""
-    return table[None].expand(B, -1, -1, -1).reshape(-1, *table.shape[1:])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -88,8 +56,9 @@ def attention_fused(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, bias: torch.Tensor | None = None,
     dropout_p: float = 0.0,
 ) -> torch.Tensor:
-    """The same result through ``F.scaled_dot_product_attention``, never materializing the weights when there
-    is no bias. Shapes as ``attention_explicit``; returns out (B*h, c, HW)."""
+    """The same result through ``F.scaled_dot_product_attention``, without materializing the scores or the
+    weights (unless autograd records a graph and the bias requires grad: the CPU kernel then runs its math
+    path). Shapes as ``attention_explicit``; returns out (B*h, c, HW)."""
     # CPU's flash kernel needs the channel axis innermost; strided views fall back to the slow math path
     qt, kt, vt = (t.transpose(1, 2).contiguous() for t in (q, k, v))  # (B*h, HW | Ns, c)
     mask = None if bias is None else bias.to(q.dtype)
@@ -130,10 +99,10 @@ class DAttentionTrace:
 class DAttention(nn.Module):
     """Deformable multi-head self-attention (Xia et al., CVPR 2022), in the seed's form.
 
-    Input and output (B, C, H, W) with C == ``channel``. ``q_size`` is the (H, W) the module is built for;
-    only the ``fixed_pe`` and table position encodings depend on it. Each of the ``n_groups`` channel groups
-    gets its own offset field on an (H/stride) x (W/stride) key grid; ``n_heads / n_groups`` heads share
-    each group's sampled keys.
+    Input and output (B, C, H, W) with C == ``channel``. ``q_size`` is the (H, W) the module is built for (an
+    int n means (n, n)); only the ``fixed_pe`` and table position encodings depend on it. Each of the
+    ``n_groups`` channel groups gets its own offset field on an (H/stride) x (W/stride) key grid
+    (``key_grid``); ``n_heads / n_groups`` heads share each group's sampled keys.
 
     Position encoding (``use_pe=True``, chosen in this order): ``dwc_pe`` a depth-wise 3x3 conv of the
     queries added to the output; ``fixed_pe`` a learned bias per (query, key); ``log_cpb`` an MLP of the
@@ -143,34 +112,59 @@ class DAttention(nn.Module):
 
     * ``ref_convention="centered"`` puts the reference points on the key-cell centres ("seed" is default);
     * a singleton key axis (H/stride == 1) does not divide by zero: see ``dattn.offsets.offset_scale``;
-    * ``no_off=True`` has no position encoding (the seed builds none, then crashes adding the dwc one);
-    * bad sizes raise ``ValueError`` naming the numbers before any work;
+    * ``no_off=True`` has no position encoding (the seed builds none, then crashes adding the dwc one), and its
+      keys are the stride x stride cells that avg_pool2d averages, on any map size (the seed asserts);
+    * ``fixed_pe``'s table has one column per key of the grid the forward computes for a ``q_size`` map; the
+      seed sizes it (q_size // stride), which differs when the stride does not divide the map or ``ksize`` is
+      even, and then fails at every forward;
+    * bad sizes and arguments raise ``ValueError`` naming the numbers before any work; a batch of 0 gives an
+      empty output; numpy integers are accepted wherever ints are;
     * ``forward`` uses ``scaled_dot_product_attention`` (``fused=False`` gives the seed's einsum path).
+
+    Memory (HW queries, Ns keys; 4 bytes a number in float32). Where no graph is recorded (``torch.no_grad``,
+    inference), the fused path allocates no HW x Ns tensor, not even one head's, when the encoding adds no
+    bias to the scores (``dwc``, ``none``, ``no_off``) or when it is ``fixed``, whose bias is its parameter
+    (heads x HW x Ns numbers, held by the module), broadcast over the batch. With ``table`` it holds the bias,
+    B x heads x HW x Ns, and while computing it the displacements, B x g x HW x Ns x 2; with ``log_cpb`` the
+    bias and the MLP's hidden layer, B x g x HW x Ns x 32 (16 times the bias at 2 heads per group). The
+    explicit path also holds the scores and the weights, B x heads x HW x Ns each. Where autograd records a
+    graph and there is a bias, the CPU kernel cannot take a mask that needs a gradient and runs its math path,
+    which holds the scores and the weights as the explicit path does.
+
+    Export: ``torch.jit.trace``, ``torch.onnx.export`` (both exporters, opset >= 16 for GridSample) and
+    ``torch.export`` work with every encoding; the exported graph is specialised to the map size it was
+    exported with (H, W and the key grid are constants in it), the batch size stays free.
+    ``torch.jit.script`` does not apply: the layout changes are einops calls, which TorchScript cannot compile.
     """
 
     def __init__(
-        self, channel: int, q_size: tuple[int, int] | list[int], n_heads: int = 8, n_groups: int = 4,
+        self, channel: int, q_size: int | tuple[int, int] | list[int], n_heads: int = 8, n_groups: int = 4,
         attn_drop: float = 0.0, proj_drop: float = 0.0, stride: int = 1, offset_range_factor: float = 4,
         use_pe: bool = True, dwc_pe: bool = True, no_off: bool = False, fixed_pe: bool = False,
         ksize: int = 3, log_cpb: bool = False, kv_size: tuple[int, int] | None = None,
         ref_convention: str = "seed",
     ) -> None:
         super().__init__()
-        _check_config(channel, q_size, n_heads, n_groups, stride, ksize, ref_convention)
+        channel, q_size, n_heads, n_groups, stride, ksize = _check_config(
+            channel, q_size, n_heads, n_groups, stride, ksize, ref_convention, attn_drop, proj_drop
+        )
         self.channel, self.nc = channel, channel
         self.n_heads, self.n_groups = n_heads, n_groups
         self.n_head_channels = channel // n_heads
         self.n_group_channels = channel // n_groups
         self.n_group_heads = n_heads // n_groups
         self.scale = self.n_head_channels**-0.5
-        self.q_h, self.q_w = int(q_size[0]), int(q_size[1])
-        self.kv_h, self.kv_w = self.q_h // stride, self.q_w // stride  # kv_size is unused, as in the seed
+        self.q_h, self.q_w = q_size
         self.stride, self.ksize = stride, ksize
-        self.offset_range_factor = offset_range_factor
+        factor = check_offset_range_factor(offset_range_factor)
+        self.offset_range_factor = int(factor) if isinstance(offset_range_factor, numbers.Integral) else factor
         self.use_pe, self.dwc_pe, self.fixed_pe, self.log_cpb = use_pe, dwc_pe, fixed_pe, log_cpb
         self.no_off = no_off
         self.ref_convention = ref_convention
         self.fused = True
+        # the key grid of a q_size map (kv_size is unused, as in the seed); only fixed_pe's table depends on it
+        fixed = self.pe_kind == "fixed"
+        self.kv_h, self.kv_w = self.key_grid(self.q_h, self.q_w) if fixed else (self.q_h // stride, self.q_w // stride)
 
         self.conv_offset = offset_network(self.n_group_channels, ksize, stride)
         if no_off:
@@ -209,14 +203,28 @@ class DAttention(nn.Module):
         return nn.Parameter(nn.init.trunc_normal_(table, std=0.01))
 
     # -- the steps ---------------------------------------------------------------------------------------
+    def key_grid(self, H: int, W: int) -> tuple[int, int]:
+        """(Hk, Wk) of the keys of an H x W map: the offset network's output grid, or with ``no_off`` the
+        stride x stride cells that ``avg_pool2d`` averages (a partial last row or column of cells is dropped)."""
+        if not self.no_off:
+            return key_grid_size(H, W, self.ksize, self.stride)
+        H, W = _check_size(H, "H"), _check_size(W, "W")
+        if H < self.stride or W < self.stride:
+            raise ValueError(f"no_off=True averages {self.stride}x{self.stride} cells: a {H}x{W} map has none")
+        return H // self.stride, W // self.stride
+
     def check_input(self, x: torch.Tensor) -> tuple[int, int, int, int]:
         """Validate x and return (B, C, H, W); raises ValueError naming what was expected."""
-        if x.dim() != 4:
-            raise ValueError(f"DAttention expects a 4-D input (B, C, H, W), got shape {tuple(x.shape)}")
-        B, C, H, W = x.shape
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else f"a {type(x).__name__}"
+            raise ValueError(f"DAttention expects a 4-D input (B, C, H, W), got {got}")
+        if not x.is_floating_point():
+            raise ValueError(f"DAttention expects a floating-point input, got {x.dtype}")
+        # sizes as Python ints (while torch.jit.trace runs they are 0-d tensors); the batch stays as it is
+        B, (C, H, W) = x.shape[0], (_check_size(n, name) for n, name in zip(x.shape[1:], "CHW", strict=True))
         if C != self.channel:
             raise ValueError(f"DAttention was built for {self.channel} channels, got an input with {C}")
-        Hk, Wk = key_grid_size(H, W, self.ksize, self.stride)
+        Hk, Wk = self.key_grid(H, W)
         kind = self.pe_kind
         if kind == "fixed" and (H * W != self.q_h * self.q_w or Hk * Wk != self.kv_h * self.kv_w):
             raise ValueError(
@@ -233,7 +241,7 @@ class DAttention(nn.Module):
     def offsets(self, q: torch.Tensor) -> torch.Tensor:
         """Queries (B, C, H, W) -> bounded offsets (B*g, Hk, Wk, 2), normalized (dy, dx); zero if no_off."""
         if self.no_off:
-            Hk, Wk = key_grid_size(*q.shape[-2:], self.ksize, self.stride)
+            Hk, Wk = self.key_grid(q.shape[-2], q.shape[-1])
             return q.new_zeros(q.shape[0] * self.n_groups, Hk, Wk, 2)
         raw = grouped_offsets(self.conv_offset, q, self.n_groups)  # (B*g, 2, Hk, Wk), all groups at once
         return bound_offsets(raw, self.offset_range_factor)
@@ -247,10 +255,7 @@ class DAttention(nn.Module):
 
         With ``no_off`` the keys are the average-pooled map, as in the seed."""
         if self.no_off:
-            return rearrange(
-                F.avg_pool2d(x, self.stride, self.stride)[..., : pos.shape[1], : pos.shape[2]],
-                "b (g c) h w -> (b g) c h w", g=self.n_groups,
-            )
+            return rearrange(F.avg_pool2d(x, self.stride, self.stride), "b (g c) h w -> (b g) c h w", g=self.n_groups)
         return sample_keys(x, pos, self.n_groups)
 
     def position_bias(self, pos: torch.Tensor, B: int, H: int, W: int) -> torch.Tensor | None:
@@ -272,8 +277,7 @@ class DAttention(nn.Module):
     def _sample_keys(self, x: torch.Tensor, q: torch.Tensor, H: int, W: int) -> dict:
         """Offsets, reference points, positions and sampled features from the queries q (B, C, H, W)."""
         offsets = self.offsets(q)  # (B*g, Hk, Wk, 2)
-        Hk, Wk = offsets.shape[1:3]
-        ref = self.reference(Hk, Wk, H, W, x)  # (Hk, Wk, 2)
+        ref = self.reference(*self.key_grid(H, W), H, W, x)  # (Hk, Wk, 2)
         pos = sampling_positions(ref, offsets, self.offset_range_factor)  # (B*g, Hk, Wk, 2)
         return dict(offsets=offsets, ref=ref, pos=pos, x_sampled=self.sample(x, pos))  # (B*g, Cg, Hk, Wk)
 
@@ -282,7 +286,7 @@ class DAttention(nn.Module):
         B, C, H, W = self.check_input(x)
         q = self.proj_q(x)  # (B, C, H, W)
         parts = self._sample_keys(x, q, H, W)
-        kv_in = rearrange(parts["x_sampled"], "(b g) c h w -> b (g c) 1 (h w)", b=B)  # (B, C, 1, Ns)
+        kv_in = rearrange(parts["x_sampled"], "(b g) c h w -> b (g c) 1 (h w)", g=self.n_groups)  # (B, C, 1, Ns)
         qh = self._heads(q)  # (B*heads, c, HW)
         k = self._heads(self.proj_k(kv_in))  # (B*heads, c, Ns)
         v = self._heads(self.proj_v(kv_in))
@@ -290,36 +294,57 @@ class DAttention(nn.Module):
         out, attn = attention_explicit(qh, k, v, self.scale, bias, self.attn_drop)  # (B*heads, c, HW)
         if self.pe_kind == "dwc":
             out = out + self._heads(self.rpe_table(q))  # (B*heads, c, HW)
-        out = rearrange(out, "(b hd) c (h w) -> b (hd c) h w", b=B, h=H)
+        out = rearrange(out, "(b hd) c (h w) -> b (hd c) h w", hd=self.n_heads, h=H)
         y = self.proj_drop(self.proj_out(out))
         return y, dict(parts, attn=attn, bias=bias, B=B, H=H, W=W)
 
     def _run_fused(self, x: torch.Tensor) -> torch.Tensor:
-        """The same result with the projections as matrix products laid out for
-        ``scaled_dot_product_attention``: no (HW x Ns) matrix unless a bias needs one, and few copies."""
+        """The same result with channels-last 1x1 convolutions feeding ``scaled_dot_product_attention`` (the
+        channel axis innermost, as its CPU kernel needs): no (HW x Ns) matrix unless a bias needs one."""
         B, C, H, W = self.check_input(x)
         hd = self.n_heads
-        qT = F.linear(rearrange(x, "b c h w -> b (h w) c"), _matrix(self.proj_q), self.proj_q.bias)  # (B, HW, C)
-        q = rearrange(qT, "b (h w) c -> b c h w", h=H)  # (B, C, H, W), a channels-last view
+        q = self.proj_q(x.contiguous(memory_format=torch.channels_last))  # (B, C, H, W), channels-last
         parts = self._sample_keys(x, q, H, W)
-        kv_in = rearrange(parts["x_sampled"], "(b g) c h w -> b (h w) (g c)", b=B)  # (B, Ns, C), a view
-        w_kv = torch.cat((_matrix(self.proj_k), _matrix(self.proj_v)))  # (2C, C): k and v in one product
-        kv = F.linear(kv_in, w_kv, torch.cat((self.proj_k.bias, self.proj_v.bias)))  # (B, Ns, 2C)
-        k, v = rearrange(kv, "b n (two hd c) -> two b hd n c", two=2, hd=hd)  # (B, heads, Ns, c) views
-        bias = self.position_bias(parts["pos"], B, H, W)  # (B*heads, HW, Ns) or None
-        mask = None if bias is None else rearrange(bias, "(b hd) m n -> b hd m n", b=B).to(x.dtype)
+        mask = self._fused_mask(parts["pos"], B, H, W, x.dtype)  # (B or 1, heads, HW, Ns) or None
+        kv_in = rearrange(parts.pop("x_sampled"), "(b g) c h w -> b (g c) h w", g=self.n_groups)  # (B, C, Hk, Wk)
+        kv_in = kv_in.contiguous(memory_format=torch.channels_last)
+        k, v = (rearrange(proj(kv_in), "b (hd c) h w -> b hd (h w) c", hd=hd) for proj in (self.proj_k, self.proj_v))
+        del kv_in, parts  # (the del statements free buffers early: lower peak memory)
         out = F.scaled_dot_product_attention(
-            rearrange(qT, "b m (hd c) -> b hd m c", hd=hd), k, v, attn_mask=mask,
+            rearrange(q, "b (hd c) h w -> b hd (h w) c", hd=hd), k, v, attn_mask=mask,
             dropout_p=self.attn_drop.p if self.training else 0.0, scale=self.scale,
-        )  # (B, heads, HW, c)
-        out = rearrange(out, "b hd m c -> b m (hd c)")  # (B, HW, C), a view of the kernel's output
+        )  # (B, heads, HW, c), laid out in memory as (B, HW, heads, c)
+        del k, v
+        out = out.transpose(1, 2)  # (B, HW, heads, c)
+        if mask is not None:  # the dynamo ONNX exporter mistakes this layout when the mask needs grad; a copy
+            out = out.clone(memory_format=torch.contiguous_format)  # the size of x, small beside the mask
+        del mask
+        out = rearrange(out, "b (h w) hd c -> b (hd c) h w", h=H)  # (B, C, H, W), a channels-last view
         if self.pe_kind == "dwc":
-            pe = rearrange(self.rpe_table(q), "b c h w -> b (h w) c")  # (B, HW, C)
-            # in place when nothing records a graph (one big buffer fewer); autograd needs the kernel's out
-            out = out + pe if torch.is_grad_enabled() else out.add_(pe)
-        w_out = _matrix(self.proj_out).expand(B, C, C)
-        y = torch.baddbmm(self.proj_out.bias.view(1, C, 1), w_out, out.transpose(1, 2))  # (B, C, HW): NCHW, no copy
-        return self.proj_drop(y.view(B, C, H, W))
+            # in place when nothing records a graph (one big buffer fewer); autograd needs the kernel's out,
+            # and a trace must be the same graph with and without grad
+            in_place = not torch.is_grad_enabled() and not torch.jit.is_tracing()
+            out = out.add_(self.rpe_table(q)) if in_place else out + self.rpe_table(q)
+        del q
+        y = self.proj_out(out)  # (B, C, H, W), channels-last
+        del out
+        return self.proj_drop(y.contiguous())  # NCHW, as the seed returns it
+
+    def _fused_mask(self, pos: torch.Tensor, B: int, H: int, W: int, dtype: torch.dtype) -> torch.Tensor | None:
+        """The position bias as ``scaled_dot_product_attention``'s additive mask (B or 1, heads, HW, Ns), or None.
+
+        A mask that requires grad sends the CPU kernel to its math path, which builds the whole score matrix;
+        where no graph is recorded the mask is detached, so that it does not (not while tracing: a trace must
+        be the same graph with and without grad)."""
+        if self.pe_kind == "fixed":
+            mask = self.rpe_table[None]  # (1, heads, HW, Ns): the kernel broadcasts it over the batch
+        else:
+            bias = self.position_bias(pos, B, H, W)  # (B*heads, HW, Ns) or None
+            if bias is None:
+                return None
+            mask = rearrange(bias, "(b hd) m n -> b hd m n", hd=self.n_heads)
+        keep_grad = torch.is_grad_enabled() or torch.jit.is_tracing()
+        return mask.to(dtype) if keep_grad else mask.detach().to(dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
@@ -329,23 +354,25 @@ class DAttention(nn.Module):
     def trace(self, x: torch.Tensor) -> DAttentionTrace:
         """Run the forward on x and return every intermediate (see ``DAttentionTrace``)."""
         y, p = self._run_explicit(x)
-        B, H, W, g, h = p["B"], p["H"], p["W"], self.n_groups, self.n_heads
+        H, W, g, h = p["H"], p["W"], self.n_groups, self.n_heads
         Hk, Wk = p["ref"].shape[:2]
 
         def to_px(t: torch.Tensor) -> torch.Tensor:
             return torch.stack((norm_to_pixel(t[..., 0], H), norm_to_pixel(t[..., 1], W)), dim=-1)
 
         def per_group(t: torch.Tensor) -> torch.Tensor:
-            return rearrange(t, "(b g) ... -> b g ...", b=B)
+            return rearrange(t, "(b g) ... -> b g ...", g=g)
+
+        def per_head(t: torch.Tensor) -> torch.Tensor:
+            return rearrange(t, "(b hd) m n -> b hd m n", hd=h)
 
         scale_px = torch.tensor([(H - 1) / 2.0, (W - 1) / 2.0], dtype=x.dtype, device=x.device)
         return DAttentionTrace(
             reference=p["ref"], reference_px=to_px(p["ref"]),
             offsets=per_group(p["offsets"]), offsets_px=per_group(p["offsets"]) * scale_px,
             positions=per_group(p["pos"]), positions_px=to_px(per_group(p["pos"])),
-            sampled=per_group(p["x_sampled"]),
-            attn=rearrange(p["attn"], "(b hd) m n -> b hd m n", b=B),
-            bias=None if p["bias"] is None else rearrange(p["bias"], "(b hd) m n -> b hd m n", b=B),
+            sampled=per_group(p["x_sampled"]), attn=per_head(p["attn"]),
+            bias=None if p["bias"] is None else per_head(p["bias"]),
             output=y, H=H, W=W, Hk=Hk, Wk=Wk, n_heads=h, n_groups=g,
         )
 
@@ -357,19 +384,26 @@ class DAttention(nn.Module):
         )
 
 
-def _matrix(conv: nn.Conv2d) -> torch.Tensor:
-    """The (C_out, C_in) matrix of a 1x1 convolution."""
-    return conv.weight.view(conv.out_channels, conv.in_channels)
-
-
-def _check_config(channel, q_size, n_heads, n_groups, stride, ksize, ref_convention) -> None:
-    """Raise ValueError for constructor arguments that cannot work, naming the numbers."""
-    for name, value in (("channel", channel), ("n_heads", n_heads), ("n_groups", n_groups),
-                        ("stride", stride), ("ksize", ksize)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if len(q_size) != 2 or any(not isinstance(s, int) or s < 1 for s in q_size):
+def _check_config(channel, q_size, n_heads, n_groups, stride, ksize, ref_convention, attn_drop, proj_drop) -> tuple:
+    """The sizes as ints (q_size as (H, W); an int n is (n, n)); ValueError naming the numbers if they cannot
+    work."""
+    channel, n_heads, n_groups, stride, ksize = (
+        _check_size(v, name) for v, name in ((channel, "channel"), (n_heads, "n_heads"), (n_groups, "n_groups"),
+                                             (stride, "stride"), (ksize, "ksize"))
+    )
+    for name, p in (("attn_drop", attn_drop), ("proj_drop", proj_drop)):
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:  # False for NaN
+            raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
+    if isinstance(q_size, numbers.Integral) and not isinstance(q_size, bool):
+        q_size = (q_size, q_size)
+    if isinstance(q_size, (np.ndarray, torch.Tensor)) and q_size.ndim == 1:
+        q_size = q_size.tolist()
+    if not isinstance(q_size, (tuple, list)) or len(q_size) != 2:
         raise ValueError(f"q_size must be two positive ints (H, W), got {q_size!r}")
+    try:
+        q_size = tuple(_check_size(s, "q_size") for s in q_size)
+    except ValueError:
+        raise ValueError(f"q_size must be two positive ints (H, W), got {q_size!r}") from None
     if channel % n_heads:
         raise ValueError(f"channel ({channel}) must be divisible by n_heads ({n_heads})")
     if channel % n_groups:
@@ -378,3 +412,4 @@ def _check_config(channel, q_size, n_heads, n_groups, stride, ksize, ref_convent
         raise ValueError(f"n_heads ({n_heads}) must be divisible by n_groups ({n_groups})")
     if ref_convention not in REF_CONVENTIONS:
         raise ValueError(f"ref_convention must be one of {REF_CONVENTIONS}, got {ref_convention!r}")
+    return channel, q_size, n_heads, n_groups, stride, ksize

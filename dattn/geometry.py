@@ -17,22 +17,50 @@ map's centre, normalized ``0``. The seed divides by ``n - 1`` there and fails wi
 
 from __future__ import annotations
 
+import numbers
+import warnings
 from typing import Literal
 
+import numpy as np
 import torch
 
 RefConvention = Literal["seed", "centered"]
 REF_CONVENTIONS: tuple[str, ...] = ("seed", "centered")
 
 
-def _check_size(n: int, name: str) -> None:
-    if not isinstance(n, int) or n < 1:
+def _check_size(n: int, name: str) -> int:
+    """``n`` as a Python int if it is a positive integer, else ValueError naming ``name`` and the value.
+
+    Accepts ints and numpy integers (not bools), and the 0-d integer tensors (or SymInts) that sizes are while
+    ``torch.jit.trace`` or ``torch.export`` runs: an exported graph holds such a size as a constant.
+    """
+    if isinstance(n, torch.SymInt) or (
+        isinstance(n, torch.Tensor) and n.dim() == 0 and not (n.is_floating_point() or n.is_complex())
+        and n.dtype != torch.bool
+    ):
+        with warnings.catch_warnings():  # map sizes are fixed in a traced graph by design (see DAttention)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            n = int(n)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"{name} must be a positive int, got {n!r}")
+    return int(n)
+
+
+def _check_float_dtype(dtype: torch.dtype) -> None:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point torch.dtype (coordinates are fractions), got {dtype!r}")
+
+
+def _as_coordinates(p):
+    """Numbers and tensors pass unchanged; lists, tuples and numpy arrays become a floating tensor."""
+    if isinstance(p, (list, tuple, np.ndarray)):
+        return torch.as_tensor(p, dtype=torch.get_default_dtype())
+    return p
 
 
 def pixel_to_norm(p: torch.Tensor, n: int, align_corners: bool = True) -> torch.Tensor:
     """Pixel coordinate ``p`` on an ``n``-long axis -> normalized coordinate in grid_sample's convention."""
-    _check_size(n, "n")
+    n, p = _check_size(n, "n"), _as_coordinates(p)
     if align_corners:
         return p * 0.0 if n == 1 else p * (2.0 / (n - 1)) - 1.0
     return (2.0 * p + 1.0) / n - 1.0
@@ -40,7 +68,7 @@ def pixel_to_norm(p: torch.Tensor, n: int, align_corners: bool = True) -> torch.
 
 def norm_to_pixel(u: torch.Tensor, n: int, align_corners: bool = True) -> torch.Tensor:
     """Normalized coordinate ``u`` -> pixel coordinate on an ``n``-long axis (inverse of pixel_to_norm)."""
-    _check_size(n, "n")
+    n, u = _check_size(n, "n"), _as_coordinates(u)
     if align_corners:
         return (u + 1.0) * ((n - 1) / 2.0)
     return ((u + 1.0) * n - 1.0) / 2.0
@@ -50,8 +78,8 @@ def query_grid(
     H: int, W: int, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
 ) -> torch.Tensor:
     """Normalized (y, x) of every query pixel for ``align_corners=True``: shape (H, W, 2)."""
-    _check_size(H, "H")
-    _check_size(W, "W")
+    H, W = _check_size(H, "H"), _check_size(W, "W")
+    _check_float_dtype(dtype)
     ys = pixel_to_norm(torch.arange(H, dtype=dtype, device=device), H)
     xs = pixel_to_norm(torch.arange(W, dtype=dtype, device=device), W)
     return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1)  # (H, W, 2)
@@ -79,10 +107,10 @@ def reference_points(
 
     A singleton axis (``Hk == 1`` or ``Wk == 1``) puts its one point at the centre of the map (0).
     """
-    _check_size(Hk, "Hk")
-    _check_size(Wk, "Wk")
-    H = Hk if H is None else H
-    W = Wk if W is None else W
+    Hk, Wk = _check_size(Hk, "Hk"), _check_size(Wk, "Wk")
+    H = Hk if H is None else _check_size(H, "H")
+    W = Wk if W is None else _check_size(W, "W")
+    _check_float_dtype(dtype)
     if convention == "seed":
         axes = [_seed_axis(n, dtype, device) for n in (Hk, Wk)]
     elif convention == "centered":
@@ -100,6 +128,5 @@ def _seed_axis(n: int, dtype: torch.dtype, device) -> torch.Tensor:
 
 
 def _centered_axis(n: int, m: int, dtype: torch.dtype, device) -> torch.Tensor:
-    _check_size(m, "map size")
     pixels = (torch.arange(n, dtype=dtype, device=device) + 0.5) * (m / n) - 0.5
     return pixel_to_norm(pixels, m)

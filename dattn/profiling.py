@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import math
+import numbers
 import statistics
 import time
 import weakref
@@ -43,11 +45,19 @@ def flop_counter() -> FlopCounterMode:
     return FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION_FLOPS)
 
 
-def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs of one call of fn, as torch.utils.flop_counter counts them (convolutions and matmuls, the
-    attention kernel included; a multiply-add is 2 FLOPs; element-wise work is not counted)."""
+def _check_callable(fn, name: str) -> None:
+    if not callable(fn):
+        raise TypeError(f"{name} expects a function, e.g. lambda: model(x), or a module and its inputs; "
+                        f"got a {type(fn).__name__}")
+
+
+def count_flops(fn: Callable[..., object], *args, **kwargs) -> int:
+    """FLOPs of one call ``fn(*args, **kwargs)`` (e.g. ``count_flops(model, x)``), as torch.utils.flop_counter
+    counts them (convolutions and matmuls, the attention kernel included; a multiply-add is 2 FLOPs;
+    element-wise work is not counted)."""
+    _check_callable(fn, "count_flops")
     with flop_counter() as counter:
-        fn()
+        fn(*args, **kwargs)
     return counter.get_total_flops()
 
 
@@ -58,6 +68,18 @@ def interleaved_medians(
 
     Runs at least ``reps`` rounds, then more until ``budget_s`` seconds or ``max_reps`` rounds have passed.
     """
+    if not isinstance(fns, dict) or not fns:
+        raise ValueError(f"fns must be a non-empty dict of name -> function, got {fns!r}")
+    for name, fn in fns.items():
+        _check_callable(fn, f"interleaved_medians[{name!r}]")
+    for name, value in (("reps", reps), ("max_reps", max_reps)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if max_reps < reps:
+        raise ValueError(f"max_reps ({max_reps}) must be >= reps ({reps})")
+    if isinstance(budget_s, bool) or not isinstance(budget_s, numbers.Real) or not math.isfinite(budget_s) \
+            or budget_s < 0:
+        raise ValueError(f"budget_s must be a finite number of seconds >= 0, got {budget_s!r}")
     for fn in fns.values():  # warm-up
         fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
@@ -113,11 +135,12 @@ class TensorMemory(TorchDispatchMode):
         return out
 
 
-def peak_memory(fn: Callable[[], object]) -> int:
-    """Peak bytes of tensor storage alive during one call of fn, beyond what existed before it."""
+def peak_memory(fn: Callable[..., object], *args, **kwargs) -> int:
+    """Peak bytes of tensor storage alive during one call ``fn(*args, **kwargs)``, beyond what existed before it."""
+    _check_callable(fn, "peak_memory")
     gc.collect()
     with TensorMemory() as mem:
-        fn()
+        fn(*args, **kwargs)
     return mem.peak
 
 
@@ -134,8 +157,9 @@ def keep_freed_memory(keep_bytes: int = 1 << 30) -> bool:
     ``MALLOC_TRIM_THRESHOLD_`` and ``MALLOC_MMAP_THRESHOLD_`` before start would, or preloading jemalloc or
     tcmalloc (PyTorch's CPU performance guide). Elsewhere than glibc it does nothing and returns False.
     """
-    if keep_bytes < 0:
-        raise ValueError(f"keep_bytes must be >= 0, got {keep_bytes}")
+    if isinstance(keep_bytes, bool) or not isinstance(keep_bytes, numbers.Integral) or keep_bytes < 0:
+        raise ValueError(f"keep_bytes must be an int >= 0, got {keep_bytes!r}")
+    keep_bytes = int(keep_bytes)
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)

@@ -54,6 +54,8 @@ def loop_dattention(m, x: torch.Tensor) -> torch.Tensor:
             h = 0.5 * h * (1 + torch.erf(h / math.sqrt(2)))
             raw = torch.einsum("oc,chw->ohw", conv3.weight[:, :, 0, 0], h)  # (2, Hk, Wk)
             Hk, Wk = raw.shape[1:]
+            if m.no_off:  # the keys are the whole stride x stride cells of the map; a partial last one is dropped
+                Hk, Wk = H // m.stride, W // m.stride
             if keys is None:
                 keys = torch.zeros(C, Hk * Wk, dtype=x.dtype)
             pos_g = []

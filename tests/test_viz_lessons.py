@@ -4,6 +4,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import math  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -114,3 +116,20 @@ def test_scaling_plot_labels_the_increase():
     fig = plot_scaling(rows)
     assert [t.get_text() for t in fig.axes[0].texts] == ["+25.0%"]
     assert [p.get_height() for p in fig.axes[1].patches] == [4.0, 5.0]
+
+
+def test_read_and_slope_follow_the_formula():
+    """Autograd's slope of the read equals f(x0 + 1) - f(x0) with x0 = floor(x), zeros outside, written here."""
+    from dattn.viz.sampling_plots import plot_read_and_slope, read_and_slope
+
+    row = [2.0, 3.0, 1.0, 4.0, 3.5]
+    f = lambda i: row[i] if 0 <= i < len(row) else 0.0  # noqa: E731
+    xs = [-2.5, -1.0, -0.6, 0.0, 0.3, 1.0, 2.0, 2.75, 4.0, 4.4, 5.0, 6.2]
+    values, slopes = read_and_slope(row, torch.tensor(xs, dtype=torch.float64))
+    for x, v, s in zip(xs, values.tolist(), slopes.tolist(), strict=True):
+        x0 = math.floor(x)
+        w = x - x0
+        assert v == pytest.approx((1 - w) * f(x0) + w * f(x0 + 1), abs=1e-12)
+        assert s == pytest.approx(f(x0 + 1) - f(x0), abs=1e-9), x  # at a centre: the cell to the right
+    fig = plot_read_and_slope(row)
+    assert len(fig.axes) == 2

@@ -43,34 +43,3 @@ def test_offsets_widget_draws_one_arrow_per_key_and_follows_the_factor():
     quiver = next(c for c in fig.axes[0].collections if c.get_gid() == "offsets")
     assert np.abs(quiver.U).max() > 0
     assert "image/png" in w._repr_mimebundle_()
-
-
-def test_scene_explorer_colours_keys_by_the_trained_attention():
-    from dattn.train import feature_to_image_px, heldout, load_pretrained
-    from dattn.viz.widgets import scene_explorer
-
-    model = load_pretrained()
-    scenes = heldout(model.cfg, 4)
-    w = scene_explorer(model, scenes, n_scenes=4)
-    fig = w.update(scene=2, query_y=3, query_x=11, head=3)
-    keys = next(c for c in fig.axes[0].collections if c.get_gid() == "keys")
-    t = model.trace(scenes.images[2:3])[0]
-    assert np.allclose(keys.get_array(), t.attn[0, 3, 3 * t.W + 11].numpy())
-    pos = feature_to_image_px(t.positions_px[0, t.group_of_head(3)], model.scale, model.shift)  # (Hk, Wk, 2)
-    assert np.allclose(keys.get_offsets(), pos.reshape(-1, 2).flip(-1).numpy(), atol=1e-5)
-
-
-def test_share_and_before_after_figures():
-    import torch
-
-    from dattn.data import make_scenes
-    from dattn.viz.trained_plots import plot_before_after, plot_share
-
-    fig = plot_share(dict(learned=0.02), dict(learned=0.1, reference=0.03, coverage=0.015))
-    assert [round(p.get_height(), 6) for p in fig.axes[0].patches] == [1.5, 3.0, 2.0, 10.0]
-    scenes = make_scenes(3, size=32, seed=1)
-    pos = torch.rand(3, 1, 2, 2, 2, 2) * 31
-    fig = plot_before_after(scenes, pos, pos + 1, torch.rand(1, 2, 2, 2) * 31, n=3)
-    assert len(fig.axes) == 6
-    pts = next(c for c in fig.axes[3].collections if c.get_gid() == "keys").get_offsets()
-    assert np.allclose(pts, (pos[0] + 1).reshape(-1, 2).flip(-1).numpy())

@@ -214,3 +214,57 @@ def test_write_assets(tmp_path):
     assert {p.name for p in written} == {"scene_0.png", "scene_1.png", "grace_hopper.jpg"}
     for p in written:
         assert 0 < p.stat().st_size < 300_000
+
+
+# -- honest pictures: the module as taught, nothing cropped, the global generator untouched ---------------------
+def test_build_model_is_plain_dattention_and_leaves_the_global_generator_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    model = plots.build_model(16, 10, n_heads=4, n_groups=2, stride=2, seed=5)
+    assert torch.equal(torch.rand(4), expected)  # the caller's random stream did not move
+    torch.manual_seed(5)
+    plain = DAttention(16, (10, 10), n_heads=4, n_groups=2, stride=2)  # as PyTorch initialises it
+    for (name, p), q in zip(model.state_dict().items(), plain.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    assert not model.training
+
+
+def test_features_carry_no_position_ramps():
+    flat = np.full((30, 30, 3), 0.5, dtype=np.float32)  # no colour, no edges: nothing but position could show
+    assert plots.features_from_image(flat, 16, 10).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("stride, n_out", [(1, 0), (2, 19), (4, 9)])
+def test_reference_points_off_the_map_are_drawn_ringed_and_counted(stride, n_out):
+    img = np.zeros((600, 512, 3))
+    ax = plots.plot_reference_grid(img, stride, "seed", size=20).axes[0]
+    ref = artist(ax, "reference").get_offsets()
+    Hk = (20 - 1) // stride + 1
+    assert len(ref) == Hk * Hk  # every point is drawn ...
+    x0, x1 = sorted(ax.get_xlim())
+    y0, y1 = sorted(ax.get_ylim())
+    assert ((ref[:, 0] > x0) & (ref[:, 0] < x1) & (ref[:, 1] > y0) & (ref[:, 1] < y1)).all()  # ... in view
+    rows = (np.arange(Hk) + 0.5) * 19 / (Hk - 1)  # the seed's rows in map pixels, by hand
+    hand = int((np.add.outer(rows > 19.5, rows > 19.5)).sum())  # row or column past the map's last cell
+    assert hand == n_out and len(artist(ax, "outside").get_offsets()) == n_out
+    assert (f"{n_out} of {Hk * Hk} off the map" if n_out else f"all {Hk * Hk} on the map") in ax.get_title()
+    assert any("off the map" in t.get_text() for t in ax.get_legend().get_texts()) == (n_out > 0)
+
+
+def test_sampling_points_off_the_map_are_kept_in_view():
+    tr = small_trace(stride=2)
+    tr.positions_px[0, 1, 0, 0] = torch.tensor([-3.0, 11.5])  # one key pushed off the 8x8 map
+    ax = plots.plot_offsets(None, tr, 1).axes[0]
+    ring = artist(ax, "outside").get_offsets()
+    assert len(ring) >= 1 and np.allclose(ring[0], [11.5, -3.0])
+    assert ax.get_ylim()[1] < -3.0 and ax.get_xlim()[1] > 11.5  # y axis points down: top limit below -3
+    assert "off the map" in ax.get_title()
+
+
+def test_stride_zero_and_bad_strides_are_value_errors():
+    for stride in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="stride must be a positive int"):
+            plots.reference_grid_px(20, 20, stride)
+        with pytest.raises(ValueError, match="stride must be a positive int"):
+            plots.plot_reference_grid(None, stride, size=20)

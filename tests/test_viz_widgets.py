@@ -108,3 +108,64 @@ def test_fast_redraw_matches_a_full_redraw(ex):
     full = np.asarray(ex.fig.canvas.buffer_rgba()).astype(int)
     assert fast.shape == full.shape
     assert (np.abs(fast - full).max(-1) > 8).mean() < 1e-3  # only the legend's colour swatch may differ
+
+
+# -- robustness: a refused or failed update leaves everything as it was ------------------------------------------
+def test_a_refused_update_leaves_the_explorer_working(ex):
+    ex.update(query_y=3, query_x=4, head=2)
+    before = (ex.state, ex.jpeg())
+    for bad in (dict(head=1.5), dict(query_y=2.5), dict(head=True), dict(group="1"), dict(stride=2.0),
+                dict(offset_range_factor=float("nan")), dict(offset_range_factor="big"), dict(image=3)):
+        with pytest.raises(ValueError):
+            ex.update(**bad)
+        assert ex.state == before[0] and ex.jpeg() == before[1], bad
+    fig = ex.update(head=3)  # later updates still work
+    assert ex.state.head == 3 and "Head 3" in panel(ex, "attention").get_title() and fig is ex.fig
+
+
+def test_a_failed_redraw_rolls_back_state_picture_and_controls(ex, monkeypatch):
+    ex.update(query_y=1, query_x=1, head=0)
+    ex._redraw(full=True)
+    state, picture = ex.state, np.asarray(ex.fig.canvas.buffer_rgba()).astype(int)
+    calls = []
+
+    def broken(*args, **kwargs):  # the first redraw fails, the rollback redraw works
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("drawing failed")
+        return real(*args, **kwargs)
+
+    import dattn.viz.widgets as w
+
+    real = w.explorer_figure
+    monkeypatch.setattr(w, "explorer_figure", broken)
+    with pytest.raises(RuntimeError, match="drawing failed"):
+        ex.update(stride=4)
+    monkeypatch.undo()
+    assert ex.state == state and ex.w["stride"].value == state.stride
+    assert np.array_equal(np.asarray(ex.fig.canvas.buffer_rgba()).astype(int), picture)  # the old picture
+    ex.update(query_x=5)
+    assert ex.state.query_x == 5
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(n_heads=3), r"n_heads \(3\) must be divisible by n_groups \(4\)"),
+                                           (dict(n_groups=0), "n_groups must be a positive int"),
+                                           (dict(channels=30), r"channels \(30\) must be divisible by n_heads"),
+                                           (dict(head=9), r"head \(9\)"), (dict(query=(3, 40)), "outside")])
+def test_bad_explorer_sizes_are_value_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Explorer(size=10, **kwargs)
+
+
+def test_a_failed_plot_widget_update_leaves_it_as_it_was():
+    from dattn.viz import synthetic_scene
+    from dattn.viz.widgets import offsets_widget
+
+    w = offsets_widget(synthetic_scene(0, 40), size=10)
+    w.update(group=1)
+    state, picture = dict(w.state), w._picture.value
+    with pytest.raises(ValueError, match="group"):
+        w.update(group=7)
+    assert w.state == state and w._picture.value == picture
+    fig = w.update(group=2)
+    assert "group 2" in fig.axes[0].get_title()

@@ -7,7 +7,8 @@ The palette is Okabe-Ito (readable with the common colour-vision deficiencies):
 * **sampling points** (reference + offset) are yellow diamonds,
 * **offset arrows** are bluish green, drawn from a reference point to its sampling point,
 * **attention weights** use the ``viridis`` colormap (dark = little weight, yellow = much),
-* the **query pixel grid** (every pixel centre of the map) is grey plus signs.
+* the **query pixel grid** (every pixel centre of the map) is grey plus signs,
+* a point **outside the map** (it reads zero padding) gets a blue ring, and the map's edge is dashed.
 
 Every position in the package is a ``(y, x)`` pair; matplotlib wants ``(x, y)``. ``xy`` does the flip.
 """
@@ -26,6 +27,7 @@ SAMPLING_COLOR = "#F0E442"  # yellow
 OFFSET_COLOR = "#009E73"  # bluish green
 GRID_COLOR = "#3A3A3A"  # dark grey: the query pixels / cell borders
 NEIGHBOUR_COLOR = "#CC79A7"  # reddish purple: the four bilinear neighbours
+OUTSIDE_COLOR = "#0072B2"  # blue: the ring around a point outside the map
 ATTENTION_CMAP = "viridis"
 EDGE_COLOR = "black"  # thin outline that keeps light markers visible on light images
 
@@ -33,6 +35,7 @@ QUERY_STYLE = dict(marker="*", s=260, c=QUERY_COLOR, edgecolors="white", linewid
 REFERENCE_STYLE = dict(marker="o", s=28, c=REFERENCE_COLOR, edgecolors=EDGE_COLOR, linewidths=0.6, zorder=4)
 SAMPLING_STYLE = dict(marker="D", s=22, c=SAMPLING_COLOR, edgecolors=EDGE_COLOR, linewidths=0.6, zorder=5)
 GRID_STYLE = dict(marker="+", s=30, c=GRID_COLOR, linewidths=1.0, zorder=3)
+OUTSIDE_STYLE = dict(marker="o", s=110, facecolors="none", edgecolors=OUTSIDE_COLOR, linewidths=1.6, zorder=6)
 
 LABELS = {
     "query": "query",
@@ -41,6 +44,7 @@ LABELS = {
     "offset": "offsets",
     "grid": "query pixels",
     "attention": "attention weight",
+    "outside": "off the map (reads zero padding)",
 }
 
 

@@ -1,4 +1,4 @@
-"""An interactive explorer: thin ipywidgets controls over ``plots.explorer_figure``.
+"""An interactive explorer: thin ipywidgets controls over ``explorer_plots.explorer_figure``.
 
 Every control calls ``Explorer.update(name=value)``, a plain method that tests and notebooks call directly;
 it returns the (updated) Figure. Moving the query, or changing the head or group, reuses the cached trace
@@ -24,10 +24,27 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from ..attention import DAttention, DAttentionTrace
+from .explorer_plots import explorer_figure, update_explorer
+from .features import build_model, features_from_image, map_luminance
 from .images import list_images, load_image
-from .plots import build_model, explorer_figure, features_from_image, map_luminance, update_explorer
 
 STRIDES = (1, 2, 4)
+
+
+def _is_int(v) -> bool:
+    """An int or a numpy int, not a bool."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _check_build(size, channels, n_heads, n_groups) -> None:
+    """ValueError for explorer sizes that cannot work, before any model is built."""
+    for name, value in (("size", size), ("channels", channels), ("n_heads", n_heads), ("n_groups", n_groups)):
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if n_heads % n_groups:
+        raise ValueError(f"n_heads ({n_heads}) must be divisible by n_groups ({n_groups})")
+    if channels % n_heads:
+        raise ValueError(f"channels ({channels}) must be divisible by n_heads ({n_heads})")
 SLOW_KEYS = ("image", "stride", "offset_range_factor")  # changing one of these runs the model again
 FAST_KEYS = ("query_y", "query_x", "head", "group")  # these reuse the cached trace
 
@@ -46,7 +63,8 @@ class ExplorerState:
 
 
 class Explorer:
-    """Deformable attention of a randomly initialised DAttention over an image's ``size x size`` feature map.
+    """Deformable attention of an untrained DAttention (``build_model``) over an image's ``size x size``
+    feature map (``features_from_image``).
 
     >>> ex = Explorer()               # doctest: +SKIP
     >>> ex                            # the widget (or, without a frontend, a PNG of it)  # doctest: +SKIP
@@ -58,12 +76,16 @@ class Explorer:
         n_groups: int = 4, stride: int = 2, offset_range_factor: float = 2.0, query: tuple[int, int] | None = None,
         head: int = 0, seed: int = 0, dpi: int = 72,
     ) -> None:
+        _check_build(size, channels, n_heads, n_groups)
         self.size, self.channels, self.n_heads, self.n_groups, self.seed = size, channels, n_heads, n_groups, seed
         self.dpi = dpi
-        query = (size // 2, size // 2) if query is None else query
-        self.state = ExplorerState(image, stride, float(offset_range_factor), int(query[0]), int(query[1]),
-                                   head, head // (n_heads // n_groups))
+        query = (size // 2, size // 2) if query is None else tuple(query)
+        if len(query) != 2:
+            raise ValueError(f"query must be two pixel indices (y, x), got {query!r}")
+        group = head // (n_heads // n_groups) if _is_int(head) else 0
+        self.state = ExplorerState(image, stride, offset_range_factor, query[0], query[1], head, group)
         self._check(self.state)
+        self.state = replace(self.state, offset_range_factor=float(offset_range_factor))
         self._images: dict[str, tuple[np.ndarray, object, np.ndarray]] = {}  # name -> (image, features, lum)
         self._models: dict[int, DAttention] = {}  # stride -> model (same weights for every stride)
         self._traces: dict[tuple, DAttentionTrace] = {}  # (image, stride, factor) -> trace
@@ -81,7 +103,17 @@ class Explorer:
 
     # -- the state ---------------------------------------------------------------------------------------
     def _check(self, s: ExplorerState) -> None:
+        """Raise ValueError naming the first setting of ``s`` the explorer cannot show."""
         n = self.size
+        for name in ("query_y", "query_x", "head", "group", "stride"):
+            if not _is_int(getattr(s, name)):
+                raise ValueError(f"{name} must be a whole number, got {getattr(s, name)!r}")
+        factor = s.offset_range_factor
+        if isinstance(factor, bool) or not isinstance(factor, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(factor):
+            raise ValueError(f"offset_range_factor must be a finite number, got {factor!r}")
+        if not isinstance(s.image, str):
+            raise ValueError(f"image must be the name of a course image, got {s.image!r}")
         if not (0 <= s.query_y < n and 0 <= s.query_x < n):
             raise ValueError(f"query {(s.query_y, s.query_x)} is outside the {n}x{n} map")
         if not 0 <= s.head < self.n_heads:
@@ -102,15 +134,24 @@ class Explorer:
         if unknown:
             raise ValueError(f"unknown explorer settings {sorted(unknown)}; known: {list(asdict(self.state))}")
         per_group = self.n_heads // self.n_groups
-        if "head" in changes and "group" not in changes:
+        if "head" in changes and "group" not in changes and _is_int(changes["head"]):
             changes["group"] = int(changes["head"]) // per_group
-        elif "group" in changes and "head" not in changes and self.state.head // per_group != changes["group"]:
+        elif "group" in changes and "head" not in changes and _is_int(changes["group"]) \
+                and self.state.head // per_group != changes["group"]:
             changes["head"] = int(changes["group"]) * per_group
         new = replace(self.state, **changes)
-        self._check(new)
-        full = any(getattr(new, k) != getattr(self.state, k) for k in SLOW_KEYS)
+        self._check(new)  # a refused setting changes nothing
+        new = replace(new, offset_range_factor=float(new.offset_range_factor))
+        old = self.state
+        full = any(getattr(new, k) != getattr(old, k) for k in SLOW_KEYS)
         self.state = new
-        self._redraw(full=full)
+        try:
+            self._redraw(full=full)
+        except Exception:
+            self.state = old  # a failed redraw leaves the explorer as it was, picture included
+            self._redraw(full=True)
+            self._sync_controls()
+            raise
         self._sync_controls()
         return self.fig
 
@@ -167,8 +208,8 @@ class Explorer:
         for ax in self.fig.axes:
             name = ax.get_label()
             if name in ("offsets", "attention"):
-                out += [a for a in (*ax.collections, ax.title) if a.get_gid() in ("offsets", "sampling", "query",
-                                                                                  "attention") or a is ax.title]
+                moving = ("offsets", "sampling", "query", "outside", "attention")
+                out += [a for a in (*ax.collections, ax.title) if a.get_gid() in moving or a is ax.title]
             elif name == "bilinear":
                 out.append(ax)  # its zoom and ticks move; the colorbar's scale is fixed per trace
         return out
@@ -285,12 +326,14 @@ class PlotWidget:
 
     def __init__(self, draw, controls: dict[str, widgets.ValueWidget], figsize=(6.0, 5.0), dpi: int = 80) -> None:
         self.draw, self.w = draw, controls
+        self._syncing = False
         self.state = {name: w.value for name, w in controls.items()}
         self.fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
         FigureCanvasAgg(self.fig)
         self._picture = widgets.Image(format="png", layout=widgets.Layout(max_width=f"{int(figsize[0] * dpi)}px"))
         for name, w in controls.items():
-            w.observe(lambda change, name=name: self.update(**{name: change["new"]}), names="value")
+            w.observe(lambda change, name=name: None if self._syncing else self.update(**{name: change["new"]}),
+                      names="value")
         self.widget = widgets.VBox([widgets.HBox(list(controls.values())), self._picture])
         self.update()
 
@@ -298,14 +341,34 @@ class PlotWidget:
         unknown = set(changes) - set(self.state)
         if unknown:
             raise ValueError(f"unknown settings {sorted(unknown)}; known: {sorted(self.state)}")
+        old = dict(self.state)
         self.state.update(changes)
+        try:
+            self._render()
+        except Exception:
+            self.state = old  # a failed update leaves the widget as it was, picture and controls included
+            self._render()
+            self._sync_controls()
+            raise
+        return self.fig
+
+    def _render(self) -> None:
         self.fig.clear()
         self.draw(self.fig, **self.state)
         self.fig.canvas.draw()
         buf = io.BytesIO()
         self.fig.savefig(buf, format="png")
         self._picture.value = buf.getvalue()
-        return self.fig
+
+    def _sync_controls(self) -> None:
+        """Show the state on the controls without drawing again."""
+        self._syncing = True
+        try:
+            for name, w in self.w.items():
+                if w.value != self.state[name]:
+                    w.value = self.state[name]
+        finally:
+            self._syncing = False
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs) or {}
@@ -317,7 +380,7 @@ class PlotWidget:
 
 def reference_grid_widget(image, size: int = 20) -> PlotWidget:
     """Stride and convention controls over ``plot_reference_grid`` on an image's size x size map."""
-    from .plots import plot_reference_grid
+    from .reference_plots import plot_reference_grid
 
     def draw(fig: Figure, stride: int, convention: str) -> None:
         plot_reference_grid(image, stride=stride, convention=convention, size=size, ax=fig.add_subplot())
@@ -329,8 +392,8 @@ def reference_grid_widget(image, size: int = 20) -> PlotWidget:
 
 
 def offsets_widget(image, size: int = 20, channels: int = 32, n_groups: int = 4, seed: int = 0) -> PlotWidget:
-    """Stride, offset_range_factor and group controls over ``plot_offsets`` for a random DAttention."""
-    from .plots import plot_offsets
+    """Stride, offset_range_factor and group controls over ``plot_offsets`` for an untrained DAttention."""
+    from .offset_plots import plot_offsets
 
     feats = features_from_image(image, channels, size, seed)  # (1, C, S, S)
     models: dict[int, DAttention] = {}
@@ -340,7 +403,8 @@ def offsets_widget(image, size: int = 20, channels: int = 32, n_groups: int = 4,
             models[stride] = build_model(channels, size, n_groups=n_groups, stride=stride, seed=seed)
         m = models[stride]
         m.offset_range_factor = offset_range_factor
-        plot_offsets(image, m.trace(feats), group=group, ax=fig.add_subplot())
+        plot_offsets(image, m.trace(feats), group=group, ax=fig.add_subplot(),
+                     label=f"untrained, stride {stride}, factor {offset_range_factor:g}")
 
     return PlotWidget(draw, {
         "stride": widgets.Dropdown(options=list(STRIDES), value=2, description="stride"),
@@ -351,28 +415,34 @@ def offsets_widget(image, size: int = 20, channels: int = 32, n_groups: int = 4,
 
 
 def scene_explorer(model, scenes, n_scenes: int = 16) -> PlotWidget:
-    """Scene, query and head controls over the trained scene model's attention (first DAttention block)."""
-    from ..train import feature_to_image_px
+    """Scene, query and head controls over the trained scene model's attention (first DAttention block).
+
+    Indices are checked, not wrapped: a negative or too large scene, query or head raises ValueError."""
     from .trained_plots import plot_scene_keys
 
     block = model.blocks[0]
     S = model.cfg.feature_size
+    n = min(n_scenes, len(scenes))
     traces: dict[int, DAttentionTrace] = {}
 
     def draw(fig: Figure, scene: int, query_y: int, query_x: int, head: int) -> None:
+        for name, value, size in (("scene", scene, n), ("query_y", query_y, S), ("query_x", query_x, S),
+                                  ("head", head, block.n_heads)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
+                raise ValueError(f"{name} must be an integer in 0..{size - 1}, got {value!r}")
         if scene not in traces:
             traces[scene] = model.trace(scenes.images[scene : scene + 1])[0]
         t = traces[scene]
         group = t.group_of_head(head)
         weights = t.attn[0, head, query_y * t.W + query_x]  # (Ns,)
-        to_img = lambda p: feature_to_image_px(p, model.scale, model.shift)  # noqa: E731
-        query = to_img(torch.tensor([float(query_y), float(query_x)]))
-        plot_scene_keys(fig.add_subplot(), scenes.images[scene], scenes.masks[scene], to_img(t.positions_px[0, group]),
-                        to_img(t.reference_px), weights=weights, query=query.tolist(),
+        query = model.to_image_px(torch.tensor([float(query_y), float(query_x)]))
+        plot_scene_keys(fig.add_subplot(), scenes.images[scene], scenes.masks[scene],
+                        model.to_image_px(t.positions_px[0, group]), model.to_image_px(t.reference_px),
+                        weights=weights, query=query.tolist(), group=group,
                         title=f"scene {scene}, head {head} (group {group}): attention of query ({query_y}, {query_x})")
 
     return PlotWidget(draw, {
-        "scene": widgets.IntSlider(0, 0, min(n_scenes, len(scenes)) - 1, description="scene"),
+        "scene": widgets.IntSlider(0, 0, n - 1, description="scene"),
         "query_y": widgets.IntSlider(S // 2, 0, S - 1, description="query y"),
         "query_x": widgets.IntSlider(S // 2, 0, S - 1, description="query x"),
         "head": widgets.Dropdown(options=list(range(block.n_heads)), value=0, description="head"),
