@@ -75,6 +75,29 @@ def test_reevaluation_agrees_with_the_record(record, val_root):
         assert abs(got[m] - record["metrics"][m]) <= 0.005, (m, got[m], record["metrics"][m])
 
 
+def test_detector_eval_command_prints_one_line_per_model_and_fails_on_a_wrong_record(val_root, tmp_path):
+    """`make detector-eval`'s command: a line per model starting with its kind and holding `mAP50 <value>`, exit 0;
+    a record whose mAP50 is 0.01 off makes it exit 1 (shown on one model, stock seed 0, to keep the test short)."""
+    import json
+    import shutil
+
+    record = next(r for r in RECORDS if r["kind"] == "stock" and r["seed"] == 0)
+    for wrong, code in ((0.0, 0), (0.01, 1)):
+        assets = tmp_path / f"assets_{code}"
+        assets.mkdir()
+        shutil.copy(weights_path("stock", 0), assets)
+        r = dict(record, metrics=dict(record["metrics"], mAP50=record["metrics"]["mAP50"] + wrong))
+        (assets / "detector_stock_s0.json").write_text(json.dumps(r))
+        out = subprocess.run([sys.executable, "-m", "dattn.yolo.evaluate", "--assets", str(assets), "--data",
+                              str(val_root)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+        assert out.returncode == code, out.stderr[-2000:]
+        lines = [line for line in out.stdout.splitlines() if line.startswith(("stock", "c3_dattention"))]
+        assert len(lines) == 1 and lines[0].startswith("stock seed 0: mAP50 "), out.stdout
+        got = float(re.search(r"mAP50 ([\d.]+)", lines[0]).group(1))
+        assert abs(got - record["metrics"]["mAP50"]) <= 0.005  # the value printed is the re-evaluation's
+        assert ("FAILED: stock seed 0" in out.stderr) == bool(code)
+
+
 def test_table_and_verdict_are_computed_from_the_records():
     rows = {r["kind"]: r for r in summarize(RECORDS)}
     v = verdict(RECORDS)

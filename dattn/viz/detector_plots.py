@@ -42,13 +42,15 @@ def plot_results(records: list[dict[str, Any]], metrics: Sequence[str] = ("mAP50
             values = [r["metrics"][m] for r in runs]
             mean = float(np.mean(values))
             ax.bar(i, mean, width=0.6, color=KIND_COLORS[kind], alpha=0.35, edgecolor=KIND_COLORS[kind])
-            ax.annotate(f"mean {mean:.3f}", (i, mean), xytext=(0, 4), textcoords="offset points", ha="center",
-                        fontsize=8)
+            ax.annotate(f"mean\n{mean:.3f}", (i, mean / 2), ha="center", va="center", fontsize=9,
+                        fontweight="bold")  # inside the bar: clear of the seeds' labels
             for j, (r, v) in enumerate(zip(runs, values, strict=True)):
                 x = i + 0.12 * (j - (len(runs) - 1) / 2)
                 ax.scatter([x], [v], color=KIND_COLORS[kind], marker=SEED_MARKERS[j % 4], edgecolors="black",
                            linewidths=0.6, zorder=3, s=40, label=f"seed {r['seed']}" if i == 0 else None)
-                ax.annotate(f"{v:.3f}", (x, v), xytext=(6, -3), textcoords="offset points", fontsize=7)
+                left = j % 2 == 1  # the middle seed's label on the left: neighbours at equal heights stay apart
+                ax.annotate(f"{v:.3f}", (x, v), xytext=(-6 if left else 6, -3), textcoords="offset points", fontsize=7,
+                            ha="right" if left else "left")
         ax.set_xticks(range(len(kinds)), [KIND_LABELS[k] for k in kinds], fontsize=8)
         ax.set_ylabel(f"val {m}")
         ax.set_ylim(0, 1.05 * max(r["metrics"][m] for r in records) + 0.05)

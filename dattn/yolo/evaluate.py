@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="dataset folder (the val split is made there when missing)")
     parser.add_argument("--assets", type=Path, default=ASSETS)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--tolerance", type=float, default=0.005,
+                        help="largest difference from a record's mAP50 and mAP50-95 that passes (exit code 1 beyond)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -113,14 +116,21 @@ def main(argv: list[str] | None = None) -> int:
     ensure(root, spec, splits=("val",))
     print(f"val split: {spec.n_val} images of {spec.size}x{spec.size} in {root}; YOLOv5 v7.0's val protocol "
           f"(padded to {val_side(spec.size)}, conf 0.001, NMS IoU 0.6)")
+    off = []
     for r in records:
         model = load_detector(r["kind"], r["seed"], args.assets)
         m = evaluate(model, root, img=r["img"])
         want = r["metrics"]
+        diff = {k: m[k] - want[k] for k in ("mAP50", "mAP50-95")}
         print(f"{r['kind']} seed {r['seed']}: mAP50 {m['mAP50']:.4f} mAP50-95 {m['mAP50-95']:.4f} "
               f"(record: mAP50 {want['mAP50']:.4f} mAP50-95 {want['mAP50-95']:.4f}; "
-              f"difference {m['mAP50'] - want['mAP50']:+.4f} / {m['mAP50-95'] - want['mAP50-95']:+.4f})",
-              flush=True)
+              f"difference {diff['mAP50']:+.4f} / {diff['mAP50-95']:+.4f})", flush=True)
+        if max(abs(d) for d in diff.values()) > args.tolerance:
+            off.append(f"{r['kind']} seed {r['seed']}")
+    if off:
+        print(f"FAILED: {', '.join(off)} differ from their records by more than {args.tolerance}", file=sys.stderr)
+        return 1
+    print(f"all {len(records)} models agree with their records within {args.tolerance}")
     return 0
 
 
