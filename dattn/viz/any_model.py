@@ -183,11 +183,18 @@ def receptive_field_centre(model: nn.Module, module: nn.Module, image_hw: tuple[
 # ----------------------------------------------------------------------------------------------------------
 # Drawing on the input image, with the course's plotting functions
 # ----------------------------------------------------------------------------------------------------------
+def _unit_hwc(image) -> np.ndarray:
+    """(H, W, 3) arrays or (3, H, W) tensors, uint8 or floats in [0, 1] -> (H, W, 3) floats in [0, 1]."""
+    if isinstance(image, torch.Tensor):  # as_hwc moves a tensor's channel axis last
+        return style.as_hwc(image.float() / 255 if image.dtype == torch.uint8 else image)
+    a = np.asarray(image)
+    return style.as_hwc(a.astype(np.float32) / 255 if a.dtype == np.uint8 else a)
+
+
 def _image_under_map(ax: Axes, image, rec: ModuleTrace, alpha: float) -> None:
     """The input image under a plot drawn in map pixels: its pixels span the map's cells (-0.5 .. H - 0.5)."""
     H, W = rec.map_hw
-    a = np.asarray(image.detach().cpu() if isinstance(image, torch.Tensor) else image)
-    a = np.clip(style.as_hwc(a.astype(np.float32) / 255 if a.dtype == np.uint8 else a), 0, 1)
+    a = np.clip(_unit_hwc(image), 0, 1)
     if a.shape[:2] != tuple(rec.image_hw):
         raise ValueError(f"the image is {a.shape[0]}x{a.shape[1]}, the model's input was "
                          f"{rec.image_hw[0]}x{rec.image_hw[1]}")

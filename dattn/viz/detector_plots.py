@@ -28,7 +28,9 @@ SEED_MARKERS = ("o", "s", "^", "D")
 
 def as_unit_float(image) -> np.ndarray:
     """An image as (H, W, 3) floats in [0, 1]; uint8 pixels are divided by 255."""
-    a = np.asarray(image.detach().cpu() if isinstance(image, torch.Tensor) else image)
+    if isinstance(image, torch.Tensor):  # as_hwc moves a tensor's channel axis last
+        return style.as_hwc(image.float() / 255 if image.dtype == torch.uint8 else image)
+    a = np.asarray(image)
     return style.as_hwc(a.astype(np.float32) / 255 if a.dtype == np.uint8 else a)
 
 
