@@ -50,12 +50,15 @@ def plot_results(records: list[dict[str, Any]], metrics: Sequence[str] = ("mAP50
                 x = i + 0.12 * (j - (len(runs) - 1) / 2)
                 ax.scatter([x], [v], color=KIND_COLORS[kind], marker=SEED_MARKERS[j % 4], edgecolors="black",
                            linewidths=0.6, zorder=3, s=40, label=f"seed {r['seed']}" if i == 0 else None)
-                left = j % 2 == 1  # the middle seed's label on the left: neighbours at equal heights stay apart
-                ax.annotate(f"{v:.3f}", (x, v), xytext=(-6 if left else 6, -3), textcoords="offset points", fontsize=7,
-                            ha="right" if left else "left")
+            top = 1.05 * max(r["metrics"][m] for r in records) + 0.05
+            gap, last = 0.045 * top, -1.0  # labels in a column right of the dots, at least a line apart
+            for r, v in sorted(zip(runs, values, strict=True), key=lambda rv: rv[1]):
+                last = max(v, last + gap)
+                ax.annotate(f"seed {r['seed']}: {v:.3f}", (i + 0.2, last), va="center", fontsize=7)
         ax.set_xticks(range(len(kinds)), [KIND_LABELS[k] for k in kinds], fontsize=8)
         ax.set_ylabel(f"val {m}")
         ax.set_ylim(0, 1.05 * max(r["metrics"][m] for r in records) + 0.05)
+        ax.set_xlim(-0.5, len(kinds) - 0.5 + 0.25)
         ax.set_title(f"val {m}: each seed and the mean")
     np.atleast_1d(axes)[0].legend(fontsize=8, loc="lower left")
     return fig
