@@ -8,7 +8,7 @@ CHROMIUM ?= /usr/bin/chromium
 # root (containers, CI) must say so to start JupyterLab
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test unit notebooks lint bench book test-browser yolov5-env test-yolov5 clean
+.PHONY: lab test unit notebooks lint bench book test-browser yolov5-env test-yolov5 detector-eval clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,13 @@ yolov5-env: $(Y5_STAMP)
 
 test-yolov5: $(Y5_STAMP)
 	$(Y5_BIN)/python -m pytest tests/yolov5
+
+# The shipped detectors (assets/detector_*.pt) re-evaluated on the val split (made on demand in build/detector_data)
+# with YOLOv5 v7.0's val protocol; one line per model, beside the metrics its record holds. They were trained by
+#   .venv-yolov5/bin/python -m dattn.yolo.experiment --kind stock|c3_dattention --seed N --epochs 12
+# after `make yolov5-env` (about 15 minutes a run on 2 cores); `python -m dattn.yolo.detector` prints the table.
+detector-eval: $(STAMP)
+	$(BIN)/python -m dattn.yolo.evaluate
 
 notebooks: $(STAMP)
 	$(BIN)/python -m pytest --nbmake notebooks

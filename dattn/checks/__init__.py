@@ -1,4 +1,4 @@
-"""Exercise checkers of notebooks 0 to 6: they accept an answer at the precision the notebook shows, say
+"""Exercise checkers of notebooks 0 to 7: they accept an answer at the precision the notebook shows, say
 which mistake a wrong answer probably comes from (never the expected value), and show a worked solution
 only when asked.
 
@@ -12,7 +12,7 @@ Every checker prints its verdict and returns a ``Verdict`` (true when right; ``.
 diagnosis). Function exercises (``check_seed_spacing``, ``check_bilinear``, ``check_attention``) run the
 learner's function on inputs made at check time, with the helpers that compute the answer switched off.
 One module per notebook: ``nb0_keys``, ``nb1_reference``, ``nb2_offsets``, ``nb3_sampling``,
-``nb4_attention``, ``nb5_yolo``, ``nb6_trained``; ``core`` holds what they share.
+``nb4_attention``, ``nb5_yolo``, ``nb6_trained``, ``nb7_detector``; ``core`` holds what they share.
 """
 
 from .core import EXERCISES, Verdict, exercises, hint, solution
@@ -23,6 +23,7 @@ from .nb3_sampling import check_bilinear, check_position_gradient
 from .nb4_attention import check_attention, check_attention_flops
 from .nb5_yolo import check_parameter_count
 from .nb6_trained import check_fixed_accuracy, reference_grid_px
+from .nb7_detector import check_to_image, check_two_seeds
 
 __all__ = [
     "EXERCISES",
@@ -38,6 +39,8 @@ __all__ = [
     "check_position_gradient",
     "check_reference_pixels",
     "check_seed_spacing",
+    "check_to_image",
+    "check_two_seeds",
     "exercises",
     "hint",
     "reference_grid_px",
