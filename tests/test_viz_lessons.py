@@ -119,8 +119,10 @@ def test_scaling_plot_labels_the_increase():
 
     rows = [dict(scale="n", params_base=2e6, params_attn=2.5e6, gflops_base=4.0, gflops_attn=5.0)]
     fig = plot_scaling(rows)
-    assert [t.get_text() for t in fig.axes[0].texts] == ["+25.0%"]
+    assert [t.get_text() for t in fig.axes[0].texts] == ["2.00 -> 2.50\n+25.0%"]
     assert [p.get_height() for p in fig.axes[1].patches] == [4.0, 5.0]
+    assert [t.get_text() for t in fig.axes[1].texts] == ["4.0 -> 5.0\n+25.0%"]
+    assert fig.axes[0].get_yscale() == fig.axes[1].get_yscale() == "log"  # a small model's bars stay visible
 
 
 def test_read_and_slope_follow_the_formula():

@@ -6,12 +6,14 @@ Every bar carries its value as text; variants keep one colour in every figure (`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from . import style
 from .trained_plots import GROUP_COLORS
@@ -144,6 +146,9 @@ def plot_stride_sweep(runs: Sequence[dict], predicted: dict[int, float] | None =
     if chance is not None:
         ax.axhline(chance, color="black", ls=":", lw=1, label=f"chance ({chance:.3f})")
     ax.set_xscale("log", base=2)
+    counts = sorted({r["key_grid"] ** 2 for r in runs})
+    ax.set_xticks(counts, [f"{k}\n({math.isqrt(k)}x{math.isqrt(k)})" for k in counts])  # the measured grids
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("keys per group (log scale; coarser grid to the left)")
     ax.set_ylabel("held-out accuracy")
     ax.set_ylim(0, 1.08)

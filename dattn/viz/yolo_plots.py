@@ -74,10 +74,13 @@ def plot_scaling(rows: list[dict]) -> Figure:
         ax.bar(xs - 0.2, base, 0.4, color=style.REFERENCE_COLOR, label="YOLOv5 (C3)")
         ax.bar(xs + 0.2, attn, 0.4, color=style.QUERY_COLOR, label="with C3_DAttention")
         for x, b, a in zip(xs, base, attn, strict=True):
-            ax.annotate(f"+{100 * (a / b - 1):.1f}%", (x + 0.2, a), xytext=(0, 3), textcoords="offset points",
-                        ha="center", fontsize=8)
+            fmt = ".2f" if key == "params" else ".1f"
+            ax.annotate(f"{b:{fmt}} -> {a:{fmt}}\n+{100 * (a / b - 1):.1f}%", (x, a), xytext=(0, 3),
+                        textcoords="offset points", ha="center", fontsize=8)
+        ax.set_yscale("log")  # the scales differ 25-fold: on a linear axis the small model's bars vanish
+        ax.set_ylim(min(base + attn) / 4, max(base + attn) * 4)  # room below the smallest bar, above for labels
         ax.set_xticks(xs, [f"yolov5{s}" for s in scales])
-        ax.set_ylabel(label)
-        ax.legend(fontsize=8)
-    fig.suptitle("What C3_DAttention at P5 adds, per model scale")
+        ax.set_ylabel(label + ", log scale")
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle("What C3_DAttention at P5 adds, per model scale (values: without -> with the block)")
     return fig
