@@ -138,8 +138,8 @@ def plot_stride_sweep(runs: Sequence[dict], predicted: dict[int, float] | None =
             ax.annotate(f"{yi:.2f}", (xi, yi), xytext=(0, 8 if v == "deformable" else -14), textcoords="offset points",
                         ha="center", fontsize=8)
     if predicted:
-        ks = sorted(predicted)
-        ax.plot(ks, [predicted[k] for k in ks], ls="--", color="black", marker="x",
+        ks = sorted(set(predicted) | {r["key_grid"] ** 2 for r in runs})  # a grid without a prediction: a gap
+        ax.plot(ks, [predicted.get(k, np.nan) for k in ks], ls="--", color="black", marker="x",
                 label="fixed, predicted from geometry")
     if dense is not None:
         ax.axhline(dense, color=VARIANT_COLORS["dense"], lw=1.2, label=f"dense ({dense:.3f})")
