@@ -123,8 +123,10 @@ def test_scaling_plot_labels_the_increase():
 
     rows = [dict(scale="n", params_base=2e6, params_attn=2.5e6, gflops_base=4.0, gflops_attn=5.0)]
     fig = plot_scaling(rows)
-    assert [t.get_text() for t in fig.axes[0].texts] == ["+25.0%"]
+    assert [t.get_text() for t in fig.axes[0].texts] == ["2.00 -> 2.50\n+25.0%"]
     assert [p.get_height() for p in fig.axes[1].patches] == [4.0, 5.0]
+    assert [t.get_text() for t in fig.axes[1].texts] == ["4.0 -> 5.0\n+25.0%"]
+    assert fig.axes[0].get_yscale() == fig.axes[1].get_yscale() == "log"  # a small model's bars stay visible
 
 
 def test_read_and_slope_follow_the_formula():
@@ -142,3 +144,19 @@ def test_read_and_slope_follow_the_formula():
         assert s == pytest.approx(f(x0 + 1) - f(x0), abs=1e-9), x  # at a centre: the cell to the right
     fig = plot_read_and_slope(row)
     assert len(fig.axes) == 2
+
+
+def test_block_paths_draw_every_step_and_join():
+    from dattn.viz.yolo_plots import plot_block_paths
+
+    columns = {"a": (["Conv 1x1", "DAttention"], []),
+               "b": (["LayerNorm", "attention", "LayerNorm", "MLP"], [(0, 1, "+", "x"), (2, 3, "+", "x")])}
+    fig = plot_block_paths(columns)
+    left, right = fig.axes
+    texts = [t.get_text() for t in left.texts]
+    assert texts[:1] + [t for t in texts if t in ("Conv 1x1", "DAttention", "+")] == ["input", "Conv 1x1", "DAttention"]
+    texts = [t.get_text() for t in right.texts]
+    steps = ["LayerNorm", "attention", "LayerNorm", "MLP"]
+    assert [t for t in texts if t in steps] == steps
+    assert texts.count("+") == 2 and texts.count("x") == 2  # two residuals, each with its side label
+    assert len(right.get_lines()) == 2 and len(left.get_lines()) == 0  # one side path per join, none without

@@ -122,6 +122,12 @@ def test_group_stats_and_stride_sweep():
     assert list(lines["fixed (trained)"].get_xdata()) == [4, 9, 36]
     assert list(lines["deformable (trained)"].get_ydata()) == [0.8, 0.99, 1.0]
     assert list(lines["fixed, predicted from geometry"].get_ydata()) == [0.35, 0.55, 0.92]
+    ax = fig.axes[0]
+    assert list(ax.get_xticks()) == [4, 9, 36]  # one tick per measured grid, named by its size
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["4\n(2x2)", "9\n(3x3)", "36\n(6x6)"]
+    fig = cp.plot_stride_sweep(runs, predicted={4: 0.35, 36: 0.92})  # no prediction at 9: the line breaks there
+    line = next(ln for ln in fig.axes[0].get_lines() if ln.get_label() == "fixed, predicted from geometry")
+    assert list(line.get_xdata()) == [4, 9, 36] and np.isnan(line.get_ydata()[1])
 
 
 def test_training_strip_and_gif(model, scenes, tmp_path):

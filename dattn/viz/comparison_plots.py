@@ -6,12 +6,14 @@ Every bar carries its value as text; variants keep one colour in every figure (`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from . import style
 from .trained_plots import GROUP_COLORS
@@ -136,14 +138,17 @@ def plot_stride_sweep(runs: Sequence[dict], predicted: dict[int, float] | None =
             ax.annotate(f"{yi:.2f}", (xi, yi), xytext=(0, 8 if v == "deformable" else -14), textcoords="offset points",
                         ha="center", fontsize=8)
     if predicted:
-        ks = sorted(predicted)
-        ax.plot(ks, [predicted[k] for k in ks], ls="--", color="black", marker="x",
+        ks = sorted(set(predicted) | {r["key_grid"] ** 2 for r in runs})  # a grid without a prediction: a gap
+        ax.plot(ks, [predicted.get(k, np.nan) for k in ks], ls="--", color="black", marker="x",
                 label="fixed, predicted from geometry")
     if dense is not None:
         ax.axhline(dense, color=VARIANT_COLORS["dense"], lw=1.2, label=f"dense ({dense:.3f})")
     if chance is not None:
         ax.axhline(chance, color="black", ls=":", lw=1, label=f"chance ({chance:.3f})")
     ax.set_xscale("log", base=2)
+    counts = sorted({r["key_grid"] ** 2 for r in runs})
+    ax.set_xticks(counts, [f"{k}\n({math.isqrt(k)}x{math.isqrt(k)})" for k in counts])  # the measured grids
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("keys per group (log scale; coarser grid to the left)")
     ax.set_ylabel("held-out accuracy")
     ax.set_ylim(0, 1.08)
