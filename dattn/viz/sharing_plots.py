@@ -42,7 +42,9 @@ def _axes(ax: Axes, image, map_hw, title: str, mask) -> tuple[int, int]:
 
 def _query(ax: Axes, q: torch.Tensor, map_hw, img_hw, i: int, name: str) -> None:
     y, x = map_to_image(q, map_hw, img_hw).tolist()
-    ax.scatter([x], [y], **dict(style.QUERY_STYLE, marker=QUERY_MARKERS[i % 2]), label=f"query {name}", gid="query")
+    # above the keys and their value labels (zorder 7): a query on its heaviest key stays visible
+    ax.scatter([x], [y], **dict(style.QUERY_STYLE, marker=QUERY_MARKERS[i % 2], zorder=8), label=f"query {name}",
+               gid="query")
 
 
 def plot_query_weights(
@@ -153,10 +155,15 @@ def plot_key_sources(image, trace: DAttentionTrace, key: int, head: int, ax: Axe
     ax.plot(*np.vstack([pts, pts[:1]]).T, color=style.GRID_COLOR, lw=1.4, ls=":", zorder=4)
     for gi, p in enumerate(pts):
         filled = gi == own
-        ax.scatter([p[0]], [p[1]], s=150 if filled else 90, marker="D",
+        # the head's group's (large, filled) below the others' (small, white): reads that nearly coincide stay
+        # visible, and each label leaves at its own angle so that no label hides another
+        ax.scatter([p[0]], [p[1]], s=170 if filled else 60, marker="D",
                    c=style.SAMPLING_COLOR if filled else "white", edgecolors=style.EDGE_COLOR, linewidths=1.2,
-                   zorder=5, gid="sources", label=f"group {gi}'s read #{key}" + (" (head's group)" if filled else ""))
-        ax.annotate(f"g{gi}", p, xytext=(7, 6), textcoords="offset points", fontsize=9, zorder=7,
+                   zorder=5 if filled else 6, gid="sources",
+                   label=f"group {gi}'s read #{key}" + (" (head's group)" if filled else ""))
+        angle = 2 * np.pi * (gi + 0.5) / len(pts)
+        ax.annotate(f"g{gi}", p, xytext=(14 * np.cos(angle), 14 * np.sin(angle)), textcoords="offset points",
+                    fontsize=9, zorder=7, ha="center", va="center",
                     bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
     n_out = mark_outside(ax, src, map_hw, img_hw, legend="auto")
     fit_points(ax, rearrange(trace.positions_px[batch], "g h w p -> (g h w) p"), map_hw, img_hw)
