@@ -364,6 +364,26 @@ def test_attention_flops(capsys):
         assert_garbage(capsys, checks.check_attention_flops, g, B, h, HW, Ns, c)
 
 
+def test_layer_attention_flops(capsys):
+    """The layer as the notebook states it: 20x20 map, 512 channels, 8 heads, stride 2 (a 10x10 key grid by the
+    conv formula (20 + 2 - 3) // 2 + 1, counted here by hand)."""
+    HW, Ns, c = 400, 10 * 10, 512 // 8
+    want = 2 * (2 * 8 * HW * Ns * c)
+    assert checks.check_layer_attention_flops(want, 1, 8, 512, 20, 2)
+    assert checks.check_layer_attention_flops(float(want), 1, 8, 512, 20, 2)
+    says(capsys, "Correct!")
+    for answer, mistake in [(2 * (2 * 8 * HW * (HW // 2) * c), "keys_hw_over_stride"), (want // 2, "one_matmul"),
+                            (want * 4, "dense"), (want * 8, "full_channels"), (want + 5, "softmax")]:
+        v = checks.check_layer_attention_flops(answer, 1, 8, 512, 20, 2)
+        assert not v and v.mistake == mistake, (answer, v)
+        assert_hidden(says(capsys, "Not yet:"), want)
+    # at 30x30 and stride 4 the conv formula gives 8x8 keys, not 7x7 (30 // 4)
+    assert checks.check_layer_attention_flops(2 * (2 * 8 * 900 * 64 * 64), 1, 8, 512, 30, 4)
+    assert not checks.check_layer_attention_flops(2 * (2 * 8 * 900 * 49 * 64), 1, 8, 512, 30, 4)
+    for g in GARBAGE:
+        assert_garbage(capsys, checks.check_layer_attention_flops, g, 1, 8, 512, 20, 2)
+
+
 def naive_multihead(q, k, v, bias, n_heads):
     """softmax(q_h . k_h / sqrt(c) + bias_h) v_h, one query of one head at a time, in plain loops."""
     B, C, HW = q.shape

@@ -20,7 +20,7 @@ from .nb0_keys import check_key_count
 from .nb1_reference import check_reference_pixels, check_seed_spacing
 from .nb2_offsets import check_max_offset_distance, check_max_offset_pixels
 from .nb3_sampling import check_bilinear, check_position_gradient
-from .nb4_attention import check_attention_flops, check_multihead_attention
+from .nb4_attention import check_attention_flops, check_layer_attention_flops, check_multihead_attention
 from .nb5_yolo import check_parameter_count
 from .nb6_trained import check_fixed_accuracy, reference_grid_px
 
@@ -31,6 +31,7 @@ __all__ = [
     "check_bilinear",
     "check_fixed_accuracy",
     "check_key_count",
+    "check_layer_attention_flops",
     "check_max_offset_distance",
     "check_max_offset_pixels",
     "check_multihead_attention",

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .. import attention
+from ..offsets import key_grid_size
 from .core import (
     BadAnswer,
     Verdict,
@@ -59,6 +60,25 @@ def check_attention_flops(answer, B: int, n_heads: int, HW: int, Ns: int, head_d
                           show_solution: bool = False) -> Verdict:
     """Exercise ``attention_flops``: FLOPs of the two attention matmuls (q^T k and weights times v), a
     multiply-add counting 2. Exact: a FLOP count is a whole number the notebook prints in full."""
+    return _judge_flops(answer, B, n_heads, HW, Ns, head_dim, [], show_solution)
+
+
+def check_layer_attention_flops(answer, B: int, n_heads: int, channel: int, size: int, stride: int,
+                                ksize: int = 3, *, show_solution: bool = False) -> Verdict:
+    """Exercise ``attention_flops`` given the layer as the notebook states it (a ``size`` x ``size`` map of
+    ``channel`` channels at ``stride``), so that the check's arguments do not give away the key count or the
+    channels per head. Also diagnoses a key grid taken as HW / stride."""
+    HW = size * size
+    Hk, Wk = key_grid_size(size, size, ksize, stride)
+    head_dim = channel // n_heads
+    extra = [("keys_hw_over_stride", 4 * B * n_heads * HW * (HW // stride) * head_dim,
+              "HW / stride divides the pixel count once; the key grid is stride times coarser along each axis, "
+              "so it has about HW / stride^2 keys (the offset network's conv formula gives the exact grid).")]
+    return _judge_flops(answer, B, n_heads, HW, Hk * Wk, head_dim, extra, show_solution)
+
+
+def _judge_flops(answer, B: int, n_heads: int, HW: int, Ns: int, head_dim: int, extra: list,
+                 show_solution: bool) -> Verdict:
     key = "attention_flops"
     try:
         got = as_number(answer, "one whole number of FLOPs")
@@ -70,7 +90,8 @@ def check_attention_flops(answer, B: int, n_heads: int, HW: int, Ns: int, head_d
         return verdict(key, True, f"{want:,} FLOPs: two matmuls of 2*B*heads*HW*Ns*c each.",
                        show_solution=show_solution)
     C = n_heads * head_dim
-    mistakes = [
+    mistakes = [  # the caller's own mistakes first: at stride 2, HW / stride keys also count "everything twice"
+        *extra,
         ("one_matmul", one, "that counts one matmul, or multiply-adds as 1 FLOP: there are two matmuls (q^T k, "
                             "then weights times v) and a multiply-add is 2 FLOPs."),
         ("one_matmul_macs", one // 2, "that is one matmul with multiply-adds counted once: count both matmuls, "

@@ -153,18 +153,20 @@ def plot_key_sources(image, trace: DAttentionTrace, key: int, head: int, ax: Axe
     own = trace.group_of_head(head)
     pts = style.xy(map_to_image(src, map_hw, img_hw))
     ax.plot(*np.vstack([pts, pts[:1]]).T, color=style.GRID_COLOR, lw=1.4, ls=":", zorder=4)
+    # labels in a column at the right, top to bottom in the order of the reads, each linked to its read: reads
+    # that nearly coincide keep separate labels
+    rank = {gi: r for r, gi in enumerate(np.argsort(pts[:, 1], kind="stable"))}
     for gi, p in enumerate(pts):
         filled = gi == own
-        # the head's group's (large, filled) below the others' (small, white): reads that nearly coincide stay
-        # visible, and each label leaves at its own angle so that no label hides another
+        # the head's group's (large, filled) below the others' (small, white): coinciding reads stay visible
         ax.scatter([p[0]], [p[1]], s=170 if filled else 60, marker="D",
                    c=style.SAMPLING_COLOR if filled else "white", edgecolors=style.EDGE_COLOR, linewidths=1.2,
                    zorder=5 if filled else 6, gid="sources",
                    label=f"group {gi}'s read #{key}" + (" (head's group)" if filled else ""))
-        angle = 2 * np.pi * (gi + 0.5) / len(pts)
-        ax.annotate(f"g{gi}", p, xytext=(14 * np.cos(angle), 14 * np.sin(angle)), textcoords="offset points",
-                    fontsize=9, zorder=7, ha="center", va="center",
-                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+        ax.annotate(f"g{gi}", p, xytext=(0.95, 0.85 - 0.7 * rank[gi] / max(len(pts) - 1, 1)),
+                    textcoords="axes fraction", fontsize=9, zorder=7, ha="center", va="center",
+                    arrowprops=dict(arrowstyle="-", lw=0.6, color=style.EDGE_COLOR, alpha=0.7),
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec=style.EDGE_COLOR, lw=0.5))
     n_out = mark_outside(ax, src, map_hw, img_hw, legend="auto")
     fit_points(ax, rearrange(trace.positions_px[batch], "g h w p -> (g h w) p"), map_hw, img_hw)
     ax.set_title(f"key {key} of head {head} mixes what all {trace.n_groups} groups read at index {key}\n"
