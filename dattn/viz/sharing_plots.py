@@ -66,8 +66,12 @@ def plot_query_weights(
     sc = ax.scatter(*pts.T, c=wo, s=sizes, cmap=style.ATTENTION_CMAP, vmin=0, vmax=top, marker="D",
                     edgecolors=style.EDGE_COLOR, linewidths=0.6, zorder=5, label="shared keys (by weight)")
     sc.set_gid("keys")
+    qxy = style.xy(map_to_image(query[None], map_hw, img_hw))[0]
     for j in np.argsort(-wo, kind="stable")[:n_values]:
-        ax.annotate(f"{wo[j]:.2f}", pts[j], xytext=(6, 5), textcoords="offset points", fontsize=8, zorder=7,
+        # written on the side of the key away from the query, so that the query's marker does not hide it
+        sx, sy = (1 if pts[j][0] >= qxy[0] else -1), (1 if pts[j][1] <= qxy[1] else -1)  # image y grows down
+        ax.annotate(f"{wo[j]:.2f}", pts[j], xytext=(6 * sx, 5 * sy), textcoords="offset points", fontsize=8,
+                    zorder=7, ha="left" if sx > 0 else "right", va="bottom" if sy > 0 else "top",
                     bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
     n_out = mark_outside(ax, keys, map_hw, img_hw, legend="auto")
     _query(ax, query, map_hw, img_hw, index, name)
