@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from dattn import checks
 from dattn.attention import attention_explicit
@@ -380,40 +381,129 @@ def test_attention_flops(capsys):
         assert_garbage(capsys, checks.check_attention_flops, g, B, h, HW, Ns, c)
 
 
-def my_attention(q, k, v, scale):
-    w = (torch.einsum("n c m, n c k -> n m k", q, k) * scale).softmax(-1)
-    return torch.einsum("n m k, n c k -> n c m", w, v)
-
-
-def test_attention_function(capsys):
-    for seed in range(3):
-        assert checks.check_attention(my_attention, seed=seed)
-    assert checks.check_attention(lambda q, k, v, s: (v @ (q.transpose(1, 2) @ k * s).softmax(-1).transpose(1, 2)))
+def test_layer_attention_flops(capsys):
+    """The layer as the notebook states it: 20x20 map, 512 channels, 8 heads, stride 2 (a 10x10 key grid by the
+    conv formula (20 + 2 - 3) // 2 + 1, counted here by hand)."""
+    HW, Ns, c = 400, 10 * 10, 512 // 8
+    want = 2 * (2 * 8 * HW * Ns * c)
+    assert checks.check_layer_attention_flops(want, 1, 8, 512, 20, 2)
+    assert checks.check_layer_attention_flops(float(want), 1, 8, 512, 20, 2)
     says(capsys, "Correct!")
+    for answer, mistake in [(2 * (2 * 8 * HW * (HW // 2) * c), "keys_hw_over_stride"), (want // 2, "one_matmul"),
+                            (want * 4, "dense"), (want * 8, "full_channels"), (want + 5, "softmax")]:
+        v = checks.check_layer_attention_flops(answer, 1, 8, 512, 20, 2)
+        assert not v and v.mistake == mistake, (answer, v)
+        assert_hidden(says(capsys, "Not yet:"), want)
+    # at 30x30 and stride 4 the conv formula gives 8x8 keys, not 7x7 (30 // 4)
+    assert checks.check_layer_attention_flops(2 * (2 * 8 * 900 * 64 * 64), 1, 8, 512, 30, 4)
+    assert not checks.check_layer_attention_flops(2 * (2 * 8 * 900 * 49 * 64), 1, 8, 512, 30, 4)
+    for g in GARBAGE:
+        assert_garbage(capsys, checks.check_layer_attention_flops, g, 1, 8, 512, 20, 2)
+
+
+def naive_multihead(q, k, v, bias, n_heads):
+    """softmax(q_h . k_h / sqrt(c) + bias_h) v_h, one query of one head at a time, in plain loops."""
+    B, C, HW = q.shape
+    c = C // n_heads
+    out = torch.zeros(B, C, HW, dtype=q.dtype)
+    for b in range(B):
+        for h in range(n_heads):
+            ch = slice(h * c, (h + 1) * c)  # head h: consecutive channels
+            for m in range(HW):
+                s = torch.tensor([float(q[b, ch, m] @ k[b, ch, n]) / math.sqrt(c) + float(bias[b, h, m, n])
+                                  for n in range(k.shape[2])], dtype=q.dtype)
+                w = torch.exp(s - s.max())
+                out[b, ch, m] = (v[b, ch] * (w / w.sum())).sum(1)
+    return out
+
+
+def test_naive_multihead_is_the_modules_attention():
+    """The reference of the tests equals dattn's attention_explicit with a bias, heads split '(hd c)'."""
+    g = torch.Generator().manual_seed(3)
+    B, h, c, HW, Ns = 2, 4, 3, 10, 6
+    q, k, v = (torch.randn(B, h * c, n, generator=g, dtype=torch.float64) for n in (HW, Ns, Ns))
+    bias = torch.randn(B, h, HW, Ns, generator=g, dtype=torch.float64)
+    split = lambda t: t.reshape(B * h, c, -1)  # noqa: E731 - (B, (hd c), n) -> (B*hd, c, n)
+    out, _ = attention_explicit(split(q), split(k), split(v), c**-0.5, bias.reshape(B * h, HW, Ns))
+    assert torch.allclose(naive_multihead(q, k, v, bias, h), out.reshape(B, h * c, HW))
+
+
+def my_attention(q, k, v, bias, n_heads, *, split="b (hd c) n -> (b hd) c n", merge="(b hd) c m -> b (hd c) m",
+                 scale=None, bias_at="logits", softmax_dim=-1):
+    """A right answer, and (by keyword) the likely mistakes, written as a learner would."""
+    qh, kh, vh = (rearrange(t, split, hd=n_heads) for t in (q, k, v))
+    s = torch.einsum("n c m, n c k -> n m k", qh, kh)
+    b = rearrange(bias, "b hd m k -> (b hd) m k")
+    sc = qh.shape[1] ** -0.5 if scale is None else scale(q.shape[1] // n_heads, q.shape[1])
+    if bias_at == "before_scale":
+        s = (s + b) * sc
+    else:
+        s = s * sc + (b if bias_at == "logits" else 0)
+    w = s.softmax(softmax_dim)
+    if bias_at == "weights":
+        w = w + b
+    return rearrange(torch.einsum("n m k, n c k -> n c m", w, vh), merge, hd=n_heads)
+
+
+def test_multihead_attention_function(capsys):
+    for seed in range(3):
+        assert checks.check_multihead_attention(my_attention, seed=seed)
+    assert checks.check_multihead_attention(naive_multihead, seed=4)  # an independent right answer
+    says(capsys, "Correct!")
+    # right at the precision a float32 computation gives
+    f32 = lambda q, k, v, b, h: my_attention(q.float(), k.float(), v.float(), b.float(), h)  # noqa: E731
+    assert checks.check_multihead_attention(f32, seed=5)
     wrong = {
-        "no_scale": lambda q, k, v, s: my_attention(q, k, v, 1.0),
-        "divide_by_scale": lambda q, k, v, s: my_attention(q, k, v, 1 / s),
-        "softmax_over_queries": lambda q, k, v, s: torch.einsum(
-            "n m k, n c k -> n c m", (torch.einsum("n c m, n c k -> n m k", q, k) * s).softmax(1), v),
-        "no_softmax": lambda q, k, v, s: torch.einsum("n m k, n c k -> n c m",
-                                                      torch.einsum("n c m, n c k -> n m k", q, k) * s, v),
-        "scale_after_softmax": lambda q, k, v, s: torch.einsum(
-            "n m k, n c k -> n c m", torch.einsum("n c m, n c k -> n m k", q, k).softmax(-1) * s, v),
-        "one_matmul": lambda q, k, v, s: (torch.einsum("n c m, n c k -> n m k", q, k) * s).softmax(-1),
-        "transposed": lambda q, k, v, s: my_attention(q, k, v, s).transpose(1, 2),
+        "no_bias": lambda q, k, v, b, h: my_attention(q, k, v, 0 * b, h),
+        "bias_after_softmax": lambda q, k, v, b, h: my_attention(q, k, v, b, h, bias_at="weights"),
+        "bias_scaled": lambda q, k, v, b, h: my_attention(q, k, v, b, h, bias_at="before_scale"),
+        "scale_all_channels": lambda q, k, v, b, h: my_attention(q, k, v, b, h, scale=lambda c, C: C**-0.5),
+        "no_scale": lambda q, k, v, b, h: my_attention(q, k, v, b, h, scale=lambda c, C: 1.0),
+        "softmax_over_queries": lambda q, k, v, b, h: my_attention(q, k, v, b, h, softmax_dim=1),
+        "heads_interleaved": lambda q, k, v, b, h: my_attention(q, k, v, b, h, split="b (c hd) n -> (b hd) c n",
+                                                                merge="(b hd) c m -> b (c hd) m"),
+        "merge_interleaved": lambda q, k, v, b, h: my_attention(q, k, v, b, h, merge="(b hd) c m -> b (c hd) m"),
+        "split_interleaved": lambda q, k, v, b, h: my_attention(q, k, v, b, h, split="b (c hd) n -> (b hd) c n"),
+        "weights": lambda q, k, v, b, h: rearrange(
+            (torch.einsum("b c m, b c k -> b m k", *(rearrange(t, "b (hd c) n -> (b hd) c n", hd=h) for t in (q, k)))
+             * (q.shape[1] // h) ** -0.5 + rearrange(b, "b hd m k -> (b hd) m k")).softmax(-1),
+            "(b hd) m k -> b hd m k", hd=h),
+        "not_merged": lambda q, k, v, b, h: my_attention(q, k, v, b, h, merge="(b hd) c m -> b hd c m"),
+        "transposed": lambda q, k, v, b, h: my_attention(q, k, v, b, h).transpose(1, 2),
+        "raised": lambda q, k, v, b, h: my_attention(q, k, v, b.transpose(2, 3), h),  # bias (B, h, Ns, HW)
+        "other": lambda q, k, v, b, h: my_attention(q, k, v, b, h) + 0.01,
     }
     for name, fn in wrong.items():
-        v = checks.check_attention(fn, seed=1)
-        assert not v and v.mistake == name, (name, v)
-        says(capsys, "Not yet:")
+        for seed in (1, 2):
+            capsys.readouterr()
+            v = checks.check_multihead_attention(fn, seed=seed)
+            assert not v and v.mistake == name, (name, seed, v)
+            out = says(capsys, "Not yet:")
+            assert "tensor(" not in out and "solution" in out  # no expected output, only the offer of a solution
     sdpa = F.scaled_dot_product_attention
-    for cheat in (lambda q, k, v, s: attention_explicit(q, k, v, s)[0],
-                  lambda q, k, v, s: sdpa(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                          scale=s).transpose(1, 2)):
-        v = checks.check_attention(cheat, seed=0)
-        assert not v and v.mistake == "cheat"
-    for g in (None, 1.5, lambda q, k, v, s: "out", lambda q, k, v, s: None):
-        assert_garbage(capsys, checks.check_attention, g, seed=0)
+
+    def via_sdpa(q, k, v, b, h):
+        qh, kh, vh = (rearrange(t, "b (hd c) n -> b hd n c", hd=h) for t in (q, k, v))
+        return rearrange(sdpa(qh, kh, vh, attn_mask=b), "b hd m c -> b (hd c) m")
+
+    def via_dattn(q, k, v, b, h):
+        qh, kh, vh = (rearrange(t, "b (hd c) n -> (b hd) c n", hd=h) for t in (q, k, v))
+        out, _ = attention_explicit(qh, kh, vh, qh.shape[1] ** -0.5, rearrange(b, "b hd m k -> (b hd) m k"))
+        return rearrange(out, "(b hd) c m -> b (hd c) m", hd=h)
+
+    g = torch.Generator().manual_seed(0)
+    args = (*(torch.randn(2, 8, n, generator=g, dtype=torch.float64) for n in (9, 5, 5)),
+            torch.randn(2, 2, 9, 5, generator=g, dtype=torch.float64), 2)
+    for cheat in (via_sdpa, via_dattn):  # outside the check, each cheat gives the right answer
+        assert torch.allclose(cheat(*args), naive_multihead(*args))
+    for cheat in (via_sdpa, via_dattn):
+        capsys.readouterr()
+        v = checks.check_multihead_attention(cheat, seed=0)
+        assert not v and v.mistake == "cheat", v
+        says(capsys, "switches off")
+    for g in (None, 1.5, "my_attention", lambda q, k, v, b, h: "out", lambda q, k, v, b, h: None,
+              lambda q, k, v, b, h: [1.0, 2.0], lambda q, k, v, b, h: my_attention(q, k, v, b, h) * float("nan")):
+        assert_garbage(capsys, checks.check_multihead_attention, g, seed=0)
 
 
 # -- notebook 5: parameters -------------------------------------------------------------------------------------
@@ -459,7 +549,7 @@ def test_parameter_count_of_the_seed_block(capsys):
 def test_solutions_only_on_request(capsys):
     assert set(checks.exercises()) >= {"key_count", "reference_pixels_seed", "reference_pixels_centered",
                                        "seed_spacing", "max_offset", "max_offset_diagonal", "bilinear",
-                                       "position_gradient", "attention_flops", "attention", "parameter_count"}
+                                       "position_gradient", "attention_flops", "multihead_bias", "parameter_count"}
     assert checks.exercises("02") == ["max_offset", "max_offset_diagonal"]
     checks.check_max_offset_pixels(3.0, 20, 2, 4)
     assert "Solution" not in capsys.readouterr().out
@@ -469,18 +559,18 @@ def test_solutions_only_on_request(capsys):
     says(capsys, "def my_bilinear")
     checks.solution("nope")
     says(capsys, "No exercise called 'nope'", "key_count")
-    checks.hint("attention")
+    checks.hint("multihead_bias")
     says(capsys, "Hint:", "softmax")
 
 
 def test_every_solution_runs_and_is_accepted(capsys):
     """The worked solutions are code: run them and feed their result to their own checker."""
     ns: dict = {"torch": torch}
-    for key in ("seed_spacing", "bilinear", "attention"):
+    for key in ("seed_spacing", "bilinear", "multihead_bias"):
         exec(checks.EXERCISES[key].solution, ns)  # noqa: S102 - our own solution text
     assert checks.check_seed_spacing(ns["seed_spacing"], seed=0)
     assert checks.check_bilinear(ns["my_bilinear"], seed=0)
-    assert checks.check_attention(ns["my_attention"], seed=0)
+    assert checks.check_multihead_attention(ns["my_attention"], seed=0)
     for key, check in [("key_count", lambda a: checks.check_key_count(a, 30, 30, 4)),
                        ("max_offset", lambda a: checks.check_max_offset_pixels(a, 26, 4, 2)),
                        ("max_offset_diagonal", lambda a: checks.check_max_offset_distance(a, 26, 4, 2)),

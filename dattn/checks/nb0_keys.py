@@ -7,9 +7,9 @@ from .core import BadAnswer, Verdict, as_number, garbage, register, verdict
 
 register(
     "key_count", "00",
-    hint="the key grid is the output of the offset network's first convolution (kernel 3, padding 1, the "
-         "layer's stride): it has (H + 2*padding - kernel) // stride + 1 rows, and as many columns by W. "
-         "Every head of every query attends to all of its keys.",
+    hint="the key grid is the output of the offset network's first convolution (kernel 3, padding 1 (0 when "
+         "the stride is 3), the layer's stride): it has (H + 2*padding - kernel) // stride + 1 rows, and as many "
+         "columns by W. Every head of every query attends to all of its keys.",
     solution="""\
 # The offset network's first conv (kernel k = 3, padding p = k // 2 = 1, stride s) makes the key grid:
 H = W = 30; s = 4; k = 3; p = 1

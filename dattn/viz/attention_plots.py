@@ -10,6 +10,8 @@ import torch
 from einops import rearrange
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from ..attention import DAttentionTrace
 from . import style
@@ -199,9 +201,18 @@ def plot_cost(rows: list[dict]) -> Figure:
         ax.annotate(f"{r['ms_best']:.0f}", (x, r["ms_best"]), xytext=(4, 2), textcoords="offset points",
                     fontsize=8)
     ax.set_title("wall time per forward (ms), one thread: this machine only")
-    for ax in axes:
+    # the bar colours say dense or DAttention, so each panel's legend draws its kinds of bars without them
+    plain = dict(facecolor="white", edgecolor="black", lw=0.5)
+    handles = [[Patch(**plain, label="whole forward"), Patch(**plain, hatch="//", label="of which q k and weights v")],
+               [Patch(color=style.GRID_COLOR, label="the HW x keys weights of all heads (an explicit path holds them)"),
+                Patch(**plain, label="fused path: peak tensor memory")],
+               [Patch(**plain, label="best run"), Line2D([], [], color="black", lw=1.5, label="range of the runs")]]
+    for ax, hs in zip(axes, handles, strict=True):
         ax.set_xticks(xs, names, rotation=30)
-        ax.legend(fontsize=7)
+        ax.legend(handles=hs, fontsize=7)
+    fig.legend(handles=[Patch(color=style.QUERY_COLOR, label="dense attention (every pixel a key)"),
+                        Patch(color=style.REFERENCE_COLOR, label="DAttention (sampled keys)")],
+               loc="outside lower center", ncols=2, fontsize=8)
     keys = ", ".join(f"{r['name']}: {r['keys']}" for r in rows)
     fig.suptitle(f"One inference forward. Keys per query: {keys}", fontsize=10)
     return fig

@@ -42,7 +42,9 @@ def _axes(ax: Axes, image, map_hw, title: str, mask) -> tuple[int, int]:
 
 def _query(ax: Axes, q: torch.Tensor, map_hw, img_hw, i: int, name: str) -> None:
     y, x = map_to_image(q, map_hw, img_hw).tolist()
-    ax.scatter([x], [y], **dict(style.QUERY_STYLE, marker=QUERY_MARKERS[i % 2]), label=f"query {name}", gid="query")
+    # above the keys and their value labels (zorder 7): a query on its heaviest key stays visible
+    ax.scatter([x], [y], **dict(style.QUERY_STYLE, marker=QUERY_MARKERS[i % 2], zorder=8), label=f"query {name}",
+               gid="query")
 
 
 def plot_query_weights(
@@ -64,8 +66,12 @@ def plot_query_weights(
     sc = ax.scatter(*pts.T, c=wo, s=sizes, cmap=style.ATTENTION_CMAP, vmin=0, vmax=top, marker="D",
                     edgecolors=style.EDGE_COLOR, linewidths=0.6, zorder=5, label="shared keys (by weight)")
     sc.set_gid("keys")
+    qxy = style.xy(map_to_image(query[None], map_hw, img_hw))[0]
     for j in np.argsort(-wo, kind="stable")[:n_values]:
-        ax.annotate(f"{wo[j]:.2f}", pts[j], xytext=(6, 5), textcoords="offset points", fontsize=8, zorder=7,
+        # written on the side of the key away from the query, so that the query's marker does not hide it
+        sx, sy = (1 if pts[j][0] >= qxy[0] else -1), (1 if pts[j][1] <= qxy[1] else -1)  # image y grows down
+        ax.annotate(f"{wo[j]:.2f}", pts[j], xytext=(6 * sx, 5 * sy), textcoords="offset points", fontsize=8,
+                    zorder=7, ha="left" if sx > 0 else "right", va="bottom" if sy > 0 else "top",
                     bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
     n_out = mark_outside(ax, keys, map_hw, img_hw, legend="auto")
     _query(ax, query, map_hw, img_hw, index, name)
@@ -151,13 +157,20 @@ def plot_key_sources(image, trace: DAttentionTrace, key: int, head: int, ax: Axe
     own = trace.group_of_head(head)
     pts = style.xy(map_to_image(src, map_hw, img_hw))
     ax.plot(*np.vstack([pts, pts[:1]]).T, color=style.GRID_COLOR, lw=1.4, ls=":", zorder=4)
+    # labels in a column at the right, top to bottom in the order of the reads, each linked to its read: reads
+    # that nearly coincide keep separate labels
+    rank = {gi: r for r, gi in enumerate(np.argsort(pts[:, 1], kind="stable"))}
     for gi, p in enumerate(pts):
         filled = gi == own
-        ax.scatter([p[0]], [p[1]], s=150 if filled else 90, marker="D",
+        # the head's group's (large, filled) below the others' (small, white): coinciding reads stay visible
+        ax.scatter([p[0]], [p[1]], s=170 if filled else 60, marker="D",
                    c=style.SAMPLING_COLOR if filled else "white", edgecolors=style.EDGE_COLOR, linewidths=1.2,
-                   zorder=5, gid="sources", label=f"group {gi}'s read #{key}" + (" (head's group)" if filled else ""))
-        ax.annotate(f"g{gi}", p, xytext=(7, 6), textcoords="offset points", fontsize=9, zorder=7,
-                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+                   zorder=5 if filled else 6, gid="sources",
+                   label=f"group {gi}'s read #{key}" + (" (head's group)" if filled else ""))
+        ax.annotate(f"g{gi}", p, xytext=(0.95, 0.85 - 0.7 * rank[gi] / max(len(pts) - 1, 1)),
+                    textcoords="axes fraction", fontsize=9, zorder=7, ha="center", va="center",
+                    arrowprops=dict(arrowstyle="-", lw=0.6, color=style.EDGE_COLOR, alpha=0.7),
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec=style.EDGE_COLOR, lw=0.5))
     n_out = mark_outside(ax, src, map_hw, img_hw, legend="auto")
     fit_points(ax, rearrange(trace.positions_px[batch], "g h w p -> (g h w) p"), map_hw, img_hw)
     ax.set_title(f"key {key} of head {head} mixes what all {trace.n_groups} groups read at index {key}\n"
