@@ -269,3 +269,24 @@ def test_weight_on_mask_against_a_loop(yolo):
     assert got["object_queries"] == obj_n[0] and got["background_queries"] == bg_n[0]
     with pytest.raises(ValueError, match=r"expected masks of shape \(2, 128, 128\)"):
         am.weight_on_mask(rec, masks[:1])
+
+
+def test_plot_keys_legend_names_off_image_keys_once_and_says_what_they_read(yolo):
+    model = copy.deepcopy(yolo)
+    attn = dict(model.named_modules())["model.8.m.0.attention"]
+    with torch.no_grad():
+        attn.conv_offset[-1].weight.mul_(50)  # large offsets: some keys leave the map
+    image = torch.rand(3, 256, 256)
+    rec = am.record_traces(model, image[None])["model.8.m.0.attention"]
+    fig = am.plot_keys(image, rec, head=2, query=(3, 4))
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert sum("off the" in lab for lab in labels) == 1, labels  # the two rings mark the same keys: one entry
+    plt.close(fig)
+    # what the label claims, by grid_sample itself (align_corners=True, zero padding) on an 8-pixel row of ones:
+    # a key 0.7 map pixel past the last cell centre (off the image: the image ends 0.5 past it) still reads 0.3
+    # of that cell, a key one whole map pixel past it reads only zeros
+    row = torch.ones(1, 1, 1, 8)
+    x_px = torch.tensor([7.7, 8.0, 8.3])
+    grid = torch.stack((x_px / 7 * 2 - 1, torch.zeros(3)), -1).view(1, 1, 3, 2)
+    read = F.grid_sample(row, grid, align_corners=True, padding_mode="zeros").flatten()
+    assert torch.allclose(read, torch.tensor([0.3, 0.0, 0.0]), atol=1e-5)

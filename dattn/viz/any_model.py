@@ -231,7 +231,8 @@ def _show_everything(ax: Axes, rec: ModuleTrace, points_map: torch.Tensor) -> in
     ax.add_patch(border)
     if off.any():
         ax.scatter(*style.xy(p[off]).T, s=90, facecolors="none", edgecolors=style.QUERY_COLOR, linewidths=1.2,
-                   zorder=7, label=f"off the image ({int(off.sum())}: read zeros)", gid="off image")
+                   zorder=7, label="off the image (reads zero padding; only zeros from 1 map px past the edge cells)",
+                   gid="off image")
     return int(off.sum())
 
 
@@ -272,6 +273,9 @@ def plot_keys(image, rec: ModuleTrace, head: int = 0, query: tuple[int, int] | N
     _image_under_map(ax, image, rec, alpha)
     _image_axes(ax, rec)
     _show_everything(ax, rec, tr.positions_px[batch, group])
+    for line in ax.lines:  # the course's "off the map" ring marks the same keys as "off the image": one entry
+        if line.get_label() == style.LABELS["outside"]:
+            line.set_label("_off the map")
     if legend:
         style.legend(ax)
     elif ax.get_legend() is not None:
