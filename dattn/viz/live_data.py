@@ -109,7 +109,7 @@ class ExplorerView:
     reference: np.ndarray  # (Ns, 2) image pixels (y, x)
     positions: np.ndarray  # (g, Ns, 2) image pixels (y, x): the sampled keys of each group
     positions_map: np.ndarray  # (g, Ns, 2) the same keys in map pixels
-    outside: np.ndarray  # (g, Ns) bool: the key lies off the map's cells and reads zero padding
+    outside: np.ndarray  # (g, Ns) bool: the key lies off the map's cells; its read is partly zero padding
     attn: np.ndarray  # (heads, HW, Ns) float32
     Hk: int
     Wk: int

@@ -8,7 +8,8 @@ The palette is Okabe-Ito (readable with the common colour-vision deficiencies):
 * **offset arrows** are bluish green, drawn from a reference point to its sampling point,
 * **attention weights** use the ``viridis`` colormap (dark = little weight, yellow = much),
 * the **query pixel grid** (every pixel centre of the map) is grey plus signs,
-* a point **outside the map** (it reads zero padding) gets a blue ring, and the map's edge is dashed.
+* a point **outside the map** (its read is partly, or from 1 px out wholly, zero padding) gets a blue ring,
+  and the map's edge is dashed.
 
 Every position in the package is a ``(y, x)`` pair; matplotlib wants ``(x, y)``. ``xy`` does the flip.
 """
@@ -44,7 +45,7 @@ LABELS = {
     "offset": "offsets",
     "grid": "query pixels",
     "attention": "attention weight",
-    "outside": "off the map (reads zero padding)",
+    "outside": "off the map (reads zero padding, in part within 1 px)",
 }
 
 

@@ -522,7 +522,7 @@ class Explorer {
       `key ${dep.key} is the heaviest; median largest weight ${fmt(dep.median_max, 2)}.` +
       (dep.share >= 0.9 ? " Moving the query changes these weights little: that is what this model does, not a drawing fault." : "");
     const n_out = v.outside.reduce((a, o) => a + o.size, 0);
-    this.read.off.textContent = n_out ? `${n_out} of ${Ns * d.n_groups} keys lie off the map (ringed): they read zero padding.` : "";
+    this.read.off.textContent = n_out ? `${n_out} of ${Ns * d.n_groups} keys lie off the map (ringed): their reads are partly zero padding, wholly from 1 px out.` : "";
   }
 
   destroy() { clearTimeout(this.timer); if (this.unlisten) this.unlisten(); }
@@ -575,7 +575,7 @@ class Panel {
     const names = { grid: [pal.grid, "query pixels"], reference: [pal.reference, "reference points"],
       sampling: [pal.sampling, "sampling points"], offsets: [pal.offset, "offsets"] };
     const legend = h("div", { class: "dattn-legend" }, ...[...styles].map((st) => swatch(...names[st], st === "reference")),
-      h("span", {}, h("span", { class: "dattn-sw", style: `border:2px solid ${pal.outside};border-radius:50%;background:none` }), "off the map (reads zero padding)"));
+      h("span", {}, h("span", { class: "dattn-sw", style: `border:2px solid ${pal.outside};border-radius:50%;background:none` }), "off the map (reads zero padding, in part within 1 px)"));
     root.replaceChildren(h("div", { class: "dattn-label", text: d.label }), row, this.title,
       h("div", { class: "dattn-body" }, h("div", { style: "width:430px" }, this.canvas, legend)), this.hover);
     this.canvas.addEventListener("pointermove", (ev) => this.point(ev));
