@@ -53,6 +53,22 @@ def test_the_core_is_light():
     assert '".[course,test]"' in makefile  # make lab and make test install both extras
 
 
+def test_every_data_file_of_the_package_is_installed():
+    """A non-editable install ships only .py files and what [tool.setuptools.package-data] names: every other file
+    under dattn/ (the live widgets' script, the yaml configs) must match one of its patterns."""
+    patterns = pyproject()["tool"]["setuptools"]["package-data"]
+    pkg_root = ROOT / "dattn"
+    data = [p for p in pkg_root.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
+    assert data  # at least the configs and live.js
+    for path in data:
+        covered = False
+        for package, globs in patterns.items():
+            base = ROOT.joinpath(*package.split("."))
+            if base in path.parents:
+                covered |= any(path in base.glob(g) for g in globs)
+        assert covered, f"{path.relative_to(ROOT)} is not in [tool.setuptools.package-data]"
+
+
 def test_notebooks_are_committed_without_outputs():
     assert NOTEBOOKS, "the course has no notebooks"
     for path in NOTEBOOKS:
