@@ -95,6 +95,7 @@ def yolov5_checkpoint(kind: str, seed: int, folder: Path) -> Path:
     state = torch.load(f"{ROOT}/assets/detector_{kind}_s{seed}.pt", map_location="cpu", weights_only=True)
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     model.names = {i: n for i, n in enumerate(("disc", "square", "triangle"))}
+    model.nc = len(model.names)  # train.py attaches both; val.py reads them
     path = folder / f"{kind}_s{seed}.pt"
     torch.save({"model": model.half(), "epoch": -1}, path)
     return path
